@@ -1,0 +1,14 @@
+"""The Function App: registers one blueprint per area, nothing else.
+
+Heavy SDKs (Stripe, MSAL, the mail client) are imported inside the functions that use them, so this
+module's import path stays small for the license check's cold start.
+"""
+
+import azure.functions as func
+
+from handlers import health, mail
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+for blueprint in (health.bp, mail.bp):
+    app.register_functions(blueprint)

@@ -1,0 +1,18 @@
+"""Queue trigger that sends outbound e-mail; failures are retried by the host, then poisoned."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from services import bootstrap
+from services.mail.delivery import deliver
+from services.mail.senders import sender_for
+from services.storage import OUTBOUND_EMAIL_QUEUE
+
+bp = func.Blueprint()
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=OUTBOUND_EMAIL_QUEUE, connection="AzureWebJobsStorage")
+def send_email(msg: func.QueueMessage) -> None:
+    settings = bootstrap.settings()
+    deliver(msg.get_body(), storage=bootstrap.storage(), sender=sender_for(settings), settings=settings)

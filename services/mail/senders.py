@@ -1,0 +1,93 @@
+"""Where rendered mail goes: Azure Communication Services, or the local outbox.
+
+The outbox is only reachable in local development: settings refuse a missing ACS endpoint elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+from services.mail.render import RenderedMail
+from services.settings import Settings
+
+
+class MailSender(Protocol):
+    def send(self, mail: RenderedMail) -> str:
+        """Send; return the provider's message id. Raise on failure so the queue retries."""
+
+
+class AcsMailSender:
+    """Azure Communication Services e-mail (the SDK is imported on first use: it is heavy)."""
+
+    def __init__(self, endpoint: str, sender: str, access_key: str | None = None, client_id: str | None = None):
+        self._endpoint = endpoint
+        self._sender = sender
+        self._access_key = access_key
+        self._client_id = client_id
+        self._client = None
+
+    def _email_client(self):
+        if self._client is None:
+            from azure.communication.email import EmailClient
+
+            if self._access_key:
+                from azure.core.credentials import AzureKeyCredential
+
+                credential = AzureKeyCredential(self._access_key)
+            else:
+                from azure.identity import DefaultAzureCredential
+
+                credential = DefaultAzureCredential(managed_identity_client_id=self._client_id)
+            self._client = EmailClient(self._endpoint, credential)
+        return self._client
+
+    def send(self, mail: RenderedMail) -> str:
+        poller = self._email_client().begin_send(
+            {
+                "senderAddress": self._sender,
+                "recipients": {"to": [{"address": mail.to}]},
+                "content": {"subject": mail.subject, "plainText": mail.text, "html": mail.html},
+            }
+        )
+        result = poller.result(timeout=60)
+        status = (result or {}).get("status")
+        if status != "Succeeded":
+            raise RuntimeError(f"ACS did not accept the mail: status {status!r}")
+        return str(result.get("id"))
+
+
+class OutboxMailSender:
+    """Writes each mail as a JSON file a developer can read (`python -m standins.outbox`)."""
+
+    def __init__(self, directory: Path, sender: str):
+        self._directory = directory
+        self._sender = sender
+
+    def send(self, mail: RenderedMail) -> str:
+        self._directory.mkdir(parents=True, exist_ok=True)
+        message_id = uuid.uuid4().hex
+        record = {
+            "id": message_id,
+            "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "from": self._sender,
+            "to": mail.to,
+            "subject": mail.subject,
+            "text": mail.text,
+            "html": mail.html,
+        }
+        # Write then rename, so a reader never sees half a mail.
+        target = self._directory / f"{time.time_ns()}-{message_id}.json"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        tmp.replace(target)
+        return message_id
+
+
+def sender_for(settings: Settings) -> MailSender:
+    if settings.acs_endpoint:
+        return AcsMailSender(settings.acs_endpoint, settings.mail_sender, settings.acs_access_key, settings.storage_client_id)
+    return OutboxMailSender(Path(settings.mail_outbox_dir), settings.mail_sender)

@@ -1,0 +1,214 @@
+"""The one typed settings object.
+
+Read from the process environment (Azure app settings, or `func start` / the local host, which copy
+`local.settings.json` `Values` into the environment) and, when running from a checkout, from
+`local.settings.json` directly so that scripts and tests see the same values as the host.
+
+Never read at import time: `get_settings()` is called by the code that needs a value, and the result is
+cached per process (Azure restarts the worker when app settings change).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Mapping
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+
+# Values a developer copies from the sample file; they must never reach a real deployment.
+PLACEHOLDER_MARKERS = ("change-me", "placeholder", "local-dev-only")
+
+
+class SettingsError(RuntimeError):
+    """Raised once, at startup, with every missing or invalid setting named."""
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseModel):
+    """Every setting the server reads. Field aliases are the app-setting names."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    # --- environment -------------------------------------------------------------------------
+    environment: Literal["local", "production"] = Field("production", alias="APP_ENVIRONMENT")
+    public_base_url: str = Field(alias="PUBLIC_BASE_URL")
+    support_email: str = Field(alias="SUPPORT_EMAIL")
+    default_language: Literal["en", "de"] = Field("en", alias="DEFAULT_LANGUAGE")
+
+    # --- storage (the Functions host's own account; tables and queues live there too) -------
+    # Locally a connection string; in Azure the managed-identity form
+    # (AzureWebJobsStorage__tableServiceUri / __queueServiceUri / __clientId).
+    storage_connection_string: str | None = Field(None, alias="AzureWebJobsStorage")
+    storage_table_uri: str | None = Field(None, alias="AzureWebJobsStorage__tableServiceUri")
+    storage_queue_uri: str | None = Field(None, alias="AzureWebJobsStorage__queueServiceUri")
+    storage_client_id: str | None = Field(None, alias="AzureWebJobsStorage__clientId")
+    # Time budget for storage retries on the license-check hot path (PRODUCT.md section 4).
+    storage_hot_path_budget_seconds: float = Field(2.0, alias="STORAGE_HOT_PATH_BUDGET_SECONDS", gt=0)
+
+    # --- e-mail --------------------------------------------------------------------------------
+    # Empty endpoint: mail goes to the local outbox (only allowed in local development).
+    acs_endpoint: str | None = Field(None, alias="ACS_ENDPOINT")
+    # Access key for ACS; empty in Azure, where the managed identity is used.
+    acs_access_key: str | None = Field(None, alias="ACS_ACCESS_KEY")
+    mail_sender: str = Field("DoNotReply@securemailmerge.example", alias="MAIL_SENDER")
+    mail_outbox_dir: str = Field(".outbox", alias="MAIL_OUTBOX_DIR")
+
+    # --- sessions and forms ----------------------------------------------------------------------
+    # Signs CSRF tokens and sign-in state; at least 32 random bytes (e.g. `openssl rand -hex 32`).
+    session_secret: str = Field(alias="SESSION_SECRET", min_length=32, json_schema_extra={"secret": True})
+    session_idle_minutes: int = Field(30, alias="SESSION_IDLE_MINUTES", gt=0)
+    session_absolute_hours: int = Field(8, alias="SESSION_ABSOLUTE_HOURS", gt=0)
+
+    # --- Microsoft Entra ID ------------------------------------------------------------------------
+    entra_client_id: str = Field(alias="ENTRA_CLIENT_ID")
+    entra_client_secret: str = Field(alias="ENTRA_CLIENT_SECRET", json_schema_extra={"secret": True})
+    # Authority for sign-in: https://login.microsoftonline.com/organizations in production.
+    entra_authority: str = Field("https://login.microsoftonline.com/organizations", alias="ENTRA_AUTHORITY")
+    # Issuer of v1 access tokens; {tid} is replaced by the token's tenant id.
+    entra_v1_issuer_template: str = Field("https://sts.windows.net/{tid}/", alias="ENTRA_V1_ISSUER_TEMPLATE")
+    # Accepted `aud` values of add-in tokens: the API's client id and/or App ID URI.
+    api_audiences: list[str] = Field(alias="API_AUDIENCES")
+    api_scope: str = Field("access_as_user", alias="API_SCOPE")
+    allow_personal_accounts: bool = Field(False, alias="ALLOW_PERSONAL_ACCOUNTS")
+    token_clock_skew_seconds: int = Field(90, alias="TOKEN_CLOCK_SKEW_SECONDS", ge=60, le=120)
+
+    # --- Stripe ------------------------------------------------------------------------------------
+    stripe_secret_key: str = Field(alias="STRIPE_SECRET_KEY", json_schema_extra={"secret": True})
+    # Several secrets are accepted at once while the endpoint secret is rotated.
+    stripe_webhook_secrets: list[str] = Field(alias="STRIPE_WEBHOOK_SECRETS", json_schema_extra={"secret": True})
+    stripe_api_version: str = Field("2025-10-29.clover", alias="STRIPE_API_VERSION")
+    # Empty: Stripe itself. Locally: the emulator.
+    stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
+    stripe_price_lookup_key: str = Field("securemailmerge_seat_monthly", alias="STRIPE_PRICE_LOOKUP_KEY")
+    max_quantity: int = Field(10_000, alias="MAX_QUANTITY", ge=1, le=10_000)
+    grace_days: int = Field(14, alias="GRACE_DAYS", ge=0)
+
+    # --- license check -----------------------------------------------------------------------------
+    # PEM private keys (EC P-256), newest first, separated by blank lines; the first signs new
+    # leases, the others stay published while leases they signed may still be cached.
+    lease_signing_keys: str | None = Field(None, alias="LEASE_SIGNING_KEYS", json_schema_extra={"secret": True})
+    lease_ttl_hours: int = Field(72, alias="LEASE_TTL_HOURS", gt=0)
+    addin_origins: list[str] = Field(default_factory=list, alias="ADDIN_ORIGINS")
+    license_rate_limit_per_minute: int = Field(120, alias="LICENSE_RATE_LIMIT_PER_MINUTE", gt=0)
+
+    # --- delegation -----------------------------------------------------------------------------
+    invitation_days: int = Field(7, alias="INVITATION_DAYS", gt=0)
+
+    _split_lists = field_validator("api_audiences", "stripe_webhook_secrets", "addin_origins", mode="before")(
+        classmethod(lambda cls, v: _csv(v))
+    )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url_shape(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL such as https://licensing.example.com")
+        if parts.path not in ("", "/"):
+            raise ValueError("must not contain a path")
+        return value.rstrip("/")
+
+    @field_validator("support_email", "mail_sender")
+    @classmethod
+    def _email_shape(cls, value: str) -> str:
+        if "@" not in value or value.startswith("@") or value.endswith("@"):
+            raise ValueError("must be an e-mail address")
+        return value
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment == "local"
+
+    @property
+    def uses_localhost_url(self) -> bool:
+        """Only a `http://localhost` base URL relaxes the cookie prefix (PRODUCT.md section 3)."""
+        parts = urlsplit(self.public_base_url)
+        return parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1")
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> "Settings":
+        problems: list[str] = []
+        if not self.storage_connection_string and not (self.storage_table_uri and self.storage_queue_uri):
+            problems.append(
+                "AzureWebJobsStorage: set a connection string, or AzureWebJobsStorage__tableServiceUri and "
+                "AzureWebJobsStorage__queueServiceUri for managed identity"
+            )
+        if not self.is_local:
+            if not self.public_base_url.startswith("https://"):
+                problems.append("PUBLIC_BASE_URL: must be https outside local development")
+            if urlsplit(self.entra_authority).hostname in ("localhost", "127.0.0.1"):
+                problems.append("ENTRA_AUTHORITY: a localhost authority is only allowed in local development")
+            if self.stripe_api_base:
+                problems.append("STRIPE_API_BASE: the Stripe emulator is only allowed in local development")
+            if not self.lease_signing_keys:
+                problems.append("LEASE_SIGNING_KEYS: required outside local development")
+            if not self.acs_endpoint:
+                problems.append("ACS_ENDPOINT: required outside local development (the outbox is local only)")
+            for name, value in self._secrets().items():
+                if value and any(marker in value.lower() for marker in PLACEHOLDER_MARKERS):
+                    problems.append(f"{name}: still holds a placeholder value; set the real secret")
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
+
+    def _secrets(self) -> dict[str, str | None]:
+        """Setting name -> value of every secret, for the placeholder check."""
+        out: dict[str, str | None] = {}
+        for name, field in type(self).model_fields.items():
+            if field.json_schema_extra and field.json_schema_extra.get("secret"):
+                out[field.alias or name] = getattr(self, name)
+        out["ACS_ACCESS_KEY"] = self.acs_access_key
+        out = {k: ",".join(v) if isinstance(v, list) else v for k, v in out.items()}
+        return out
+
+
+def _local_settings_values(app_root: Path) -> dict[str, str]:
+    path = app_root / "local.settings.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"local.settings.json is not valid JSON: {exc}") from exc
+    values = data.get("Values", {})
+    return {str(k): str(v) for k, v in values.items() if v is not None}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, app_root: Path = APP_ROOT) -> Settings:
+    """Build settings from `local.settings.json` overlaid by the environment; one clear error."""
+    source: dict[str, str] = _local_settings_values(app_root) if environ is None else {}
+    source.update(os.environ if environ is None else environ)
+    # Empty strings mean "not set", as in the portal's app settings.
+    source = {k: v for k, v in source.items() if v != ""}
+    try:
+        return Settings.model_validate(source)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            message = "missing"
+        loc = ".".join(str(part) for part in err["loc"])
+        # Cross-field rules already name their setting at the start of each line.
+        lines.append(f"  {loc}: {message}" if loc else f"  {message}")
+    return "Invalid configuration:\n" + "\n".join(lines)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
