@@ -1,0 +1,133 @@
+"""ACS e-mail stand-in: `POST /emails:send` with HMAC-SHA256 auth, then the operation to poll."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import ssl
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+# ACS rejects requests whose x-ms-date is further off than this.
+MAX_CLOCK_DIFFERENCE = timedelta(minutes=15)
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class AcsEmailEndpoint:
+    """Start with `start()`; `messages` holds every accepted send request's JSON payload."""
+
+    cert_file: Path
+    key_file: Path
+    access_key: str = field(default_factory=lambda: base64.b64encode(b"local-acs-access-key-0123456789").decode())
+    messages: list[dict] = field(default_factory=list)
+    rejections: list[str] = field(default_factory=list)
+
+    def start(self) -> "AcsEmailEndpoint":
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet: tests read `messages`/`rejections` instead
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    endpoint._verify(self, body)
+                    payload = endpoint._validate_payload(body)
+                except Rejected as exc:
+                    endpoint.rejections.append(exc.message)
+                    return self._reply(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+                operation_id = str(uuid.uuid4())
+                endpoint.messages.append(payload)
+                location = f"https://{self.headers['Host']}/emails/operations/{operation_id}?api-version=2025-09-01"
+                self._reply(202, {"id": operation_id, "status": "Running"}, {"Operation-Location": location, "Retry-After": "0"})
+
+            def do_GET(self):
+                path = urlsplit(self.path).path
+                if path.startswith("/emails/operations/"):
+                    operation_id = path.rsplit("/", 1)[-1]
+                    return self._reply(200, {"id": operation_id, "status": "Succeeded", "error": None})
+                self._reply(404, {"error": {"code": "NotFound", "message": "no such resource"}})
+
+            def _reply(self, status: int, body: dict, headers: dict | None = None):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- what ACS checks --------------------------------------------------------------------------
+
+    def _verify(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+        headers = request.headers
+        date, content_hash, auth = headers.get("x-ms-date"), headers.get("x-ms-content-sha256"), headers.get("Authorization")
+        if not (date and content_hash and auth):
+            raise Rejected(401, "Denied", "missing x-ms-date, x-ms-content-sha256 or Authorization")
+        try:
+            sent_at = parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            raise Rejected(401, "Denied", "x-ms-date is not an RFC 1123 date") from None
+        if abs(datetime.now(timezone.utc) - sent_at) > MAX_CLOCK_DIFFERENCE:
+            raise Rejected(401, "Denied", "x-ms-date is too far from the server's clock")
+        if base64.b64encode(hashlib.sha256(body).digest()).decode() != content_hash:
+            raise Rejected(401, "Denied", "x-ms-content-sha256 does not match the body")
+        prefix = "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature="
+        if not auth.startswith(prefix):
+            raise Rejected(401, "Denied", "Authorization is not an HMAC-SHA256 signature over x-ms-date;host;x-ms-content-sha256")
+        string_to_sign = f"{request.command}\n{request.path}\n{date};{headers.get('Host')};{content_hash}"
+        expected = base64.b64encode(
+            hmac.new(base64.b64decode(self.access_key), string_to_sign.encode(), hashlib.sha256).digest()
+        ).decode()
+        if not hmac.compare_digest(expected, auth[len(prefix):]):
+            raise Rejected(401, "Denied", "signature does not match")
+        if not request.path.startswith("/emails:send?") or "api-version=" not in request.path:
+            raise Rejected(404, "NotFound", "expected POST /emails:send?api-version=...")
+
+    @staticmethod
+    def _validate_payload(body: bytes) -> dict:
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise Rejected(400, "BadRequest", "body is not JSON") from None
+        if not isinstance(payload, dict) or not payload.get("senderAddress"):
+            raise Rejected(400, "BadRequest", "senderAddress is required")
+        recipients = (payload.get("recipients") or {}).get("to") or []
+        if not recipients or not all(isinstance(r, dict) and "@" in str(r.get("address", "")) for r in recipients):
+            raise Rejected(400, "BadRequest", "recipients.to needs at least one address")
+        content = payload.get("content") or {}
+        if not content.get("subject") or not (content.get("plainText") or content.get("html")):
+            raise Rejected(400, "BadRequest", "content needs a subject and plainText or html")
+        return payload

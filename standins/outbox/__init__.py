@@ -1,0 +1,1 @@
+"""Reading the local mail outbox (local development only: production sends through ACS)."""
