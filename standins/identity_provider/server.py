@@ -170,7 +170,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     def log_request(self, code="-", size="-") -> None:
         # Path only: query strings carry state/nonce/codes, which are noise in a log line.
         path = urlsplit(self.path).path
-        log.info("%s %s %s", self.command, path, code if isinstance(code, int) else getattr(code, "value", code))
+        log.info("%s %s %s", self.command, path, code)
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
         self.send_response(status)

@@ -1,0 +1,22 @@
+"""Fixtures for the local stand-ins (identity provider)."""
+
+from __future__ import annotations
+
+import pytest
+
+from standins.identity_provider import launch
+
+
+@pytest.fixture(scope="session")
+def identity_provider(tmp_path_factory):
+    """A running identity provider (subprocess, free port, its own certificate directory)."""
+    handle = launch(port=0, cert_dir=tmp_path_factory.mktemp("idp-certs"))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def trust_identity_provider(identity_provider, monkeypatch):
+    """Make requests (and so MSAL) trust the provider: REQUESTS_CA_BUNDLE overrides Session.verify."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(identity_provider.ca_bundle))
+    return identity_provider
