@@ -32,11 +32,20 @@ def hot_path_storage() -> Storage:
     return Storage(settings, retry=hot_path_retry(settings.storage_hot_path_budget_seconds))
 
 
+@lru_cache(maxsize=1)
+def stripe():
+    """The Stripe adapter (the SDK itself loads on first call, not here)."""
+    from services.stripe_gateway import StripeGateway
+
+    return StripeGateway(get_settings())
+
+
 def reset() -> None:
     """Forget cached settings and adapters (tests that change the environment)."""
     get_settings.cache_clear()
     storage.cache_clear()
     hot_path_storage.cache_clear()
+    stripe.cache_clear()
 
 
 def settings() -> Settings:

@@ -91,6 +91,8 @@ class Settings(BaseModel):
     # Empty: Stripe itself. Locally: the emulator.
     stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
     stripe_price_lookup_key: str = Field("securemailmerge_seat_monthly", alias="STRIPE_PRICE_LOOKUP_KEY")
+    # A buyer who has not opened the setup page this long after paying gets the "finish setup" mail.
+    setup_reminder_minutes: int = Field(30, alias="SETUP_REMINDER_MINUTES", ge=0)
     max_quantity: int = Field(10_000, alias="MAX_QUANTITY", ge=1, le=10_000)
     grace_days: int = Field(14, alias="GRACE_DAYS", ge=0)
 
