@@ -47,7 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"authority: {url}/organizations (MSAL: instance_discovery=False)", flush=True)
     print(f"callers need REQUESTS_CA_BUNDLE={bundle}", flush=True)
     try:
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.1)  # prompt shutdown on SIGTERM
     finally:
         server.server_close()
     print("identity provider stopped", flush=True)

@@ -529,9 +529,20 @@ def build_server(port: int = 0, cert_dir: str | Path = ".certs", directory: Dire
 
 @dataclass
 class RunningProvider:
+    """Same surface as launcher.LaunchedProvider (url, cert_file, ca_bundle, stop) plus the live objects."""
+
     url: str
     server: ProviderServer
     thread: threading.Thread
+    cert_dir: Path
+
+    @property
+    def cert_file(self) -> Path:
+        return self.cert_dir / "cert.pem"
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.cert_dir / "ca-bundle.pem"
 
     @property
     def provider(self) -> Provider:
@@ -547,6 +558,7 @@ def start_in_thread(port: int = 0, cert_dir: str | Path = ".certs",
                     directory: Directory | None = None) -> RunningProvider:
     """Serve from a daemon thread of this process (fast; the caller shares the provider's objects)."""
     server = build_server(port, cert_dir, directory)
-    thread = threading.Thread(target=server.serve_forever, name="identity-provider", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="identity-provider", daemon=True)
     thread.start()
-    return RunningProvider(server.provider.base_url, server, thread)  # type: ignore[union-attr]
+    return RunningProvider(server.provider.base_url, server, thread, Path(cert_dir).resolve())  # type: ignore[union-attr]

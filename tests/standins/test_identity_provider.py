@@ -338,3 +338,75 @@ def test_key_rotation_keeps_old_tokens_verifiable(identity_provider):
     assert jwt.get_unverified_header(after)["kid"] == rotated["kid"] != jwt.get_unverified_header(before)["kid"]
     for token in (before, after):
         verify_token(identity_provider, token, API, v2_issuer(identity_provider, CONTOSO_ID))
+
+
+# --- registered clients, persistence and expiry (in-process: fast, and inspectable) -------------------
+
+@pytest.fixture
+def registered_client_provider(tmp_path):
+    from standins.identity_provider import start_in_thread
+    from standins.identity_provider.directory import DEFAULT_DIRECTORY, Directory
+
+    data = {**DEFAULT_DIRECTORY, "clients": [
+        {"client_id": CLIENT_ID, "client_secret": "right-secret", "redirect_uris": [REDIRECT_URI]}]}
+    users_file = tmp_path / "users.json"
+    users_file.write_text(__import__("json").dumps(data))
+    running = start_in_thread(cert_dir=tmp_path / "certs", directory=Directory.from_file(users_file))
+    yield running
+    running.stop()
+
+
+def _code_for(running, login_hint="alice@contoso.example"):
+    query = urlencode({"client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "response_type": "code",
+                       "scope": "openid", "login_hint": login_hint, "auto_select": "1"})
+    response = requests.get(f"{running.url}/organizations/oauth2/v2.0/authorize?{query}",
+                            verify=running.cert_file, allow_redirects=False, timeout=10)
+    return callback_params(response)["code"]
+
+
+def test_registered_client_needs_its_secret_via_basic_or_body(registered_client_provider):
+    running = registered_client_provider
+    token_url = f"{running.url}/organizations/oauth2/v2.0/token"
+    form = {"grant_type": "authorization_code", "redirect_uri": REDIRECT_URI}
+
+    wrong = requests.post(token_url, data={**form, "code": _code_for(running), "client_id": CLIENT_ID,
+                                           "client_secret": "wrong"}, verify=running.cert_file, timeout=10)
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+
+    basic = requests.post(token_url, data={**form, "code": _code_for(running)}, auth=(CLIENT_ID, "right-secret"),
+                          verify=running.cert_file, timeout=10)
+    assert basic.status_code == 200 and "id_token" in basic.json()
+
+
+def test_registered_client_redirect_uri_is_enforced_without_redirecting(registered_client_provider):
+    running = registered_client_provider
+    query = urlencode({"client_id": CLIENT_ID, "redirect_uri": "https://evil.example/cb",
+                       "response_type": "code", "scope": "openid"})
+
+    response = requests.get(f"{running.url}/organizations/oauth2/v2.0/authorize?{query}", verify=running.cert_file,
+                            allow_redirects=False, timeout=10)
+
+    assert response.status_code == 400 and "AADSTS50011" in response.text
+
+
+def test_expired_code_is_rejected(registered_client_provider, monkeypatch):
+    from standins.identity_provider import grants
+
+    running = registered_client_provider
+    code = _code_for(running)
+    later = time.time() + grants.CODE_LIFETIME + 1
+    monkeypatch.setattr(grants.time, "time", lambda: later)
+
+    with pytest.raises(grants.GrantError, match="AADSTS70008"):
+        running.provider.grants.redeem_code(code, CLIENT_ID, REDIRECT_URI, None)
+
+
+def test_signing_key_survives_a_restart(tmp_path):
+    from standins.identity_provider.keys import KeyRing
+
+    first = KeyRing(tmp_path)
+    rotated = first.rotate()
+
+    again = KeyRing(tmp_path)
+    assert again.current.kid == rotated.kid
+    assert {k.kid for k in again.published()} == {k.kid for k in first.published()}
