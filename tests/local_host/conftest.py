@@ -1,0 +1,74 @@
+"""Fixtures for the local host's tests: one in-memory Azurite per session, one sample-app host per
+module. `start_test_azurite` is kept tiny so it can move into the shared tests/conftest.py."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from azure.storage.queue import QueueClient
+
+from local_host import launch
+from local_host.azurite import Azurite, start_azurite
+
+SAMPLE_APP = Path(__file__).parent / "sample_app"
+
+
+def start_test_azurite() -> Azurite:
+    """In-memory Azurite on free ports; stop it with `.stop()` (kills its process group by id)."""
+    return start_azurite(in_memory=True)
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    instance = start_test_azurite()
+    yield instance
+    instance.stop()
+
+
+def sample_env(azurite: Azurite, output_dir: Path, queue_prefix: str) -> dict[str, str]:
+    return {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "SAMPLE_OUTPUT_DIR": str(output_dir),
+        "SAMPLE_QUEUE_PREFIX": queue_prefix,
+    }
+
+
+@pytest.fixture(scope="module")
+def sample_host(azurite, tmp_path_factory):
+    """The sample app under `python -m local_host`, with its output folder and queue names."""
+    output_dir = tmp_path_factory.mktemp("sample-output")
+    prefix = f"s{uuid.uuid4().hex[:8]}"
+    host = launch(SAMPLE_APP, env=sample_env(azurite, output_dir, prefix))
+    host.output_dir = output_dir
+    host.queue_prefix = prefix
+    yield host
+    host.stop()
+
+
+def queue(azurite: Azurite, name: str) -> QueueClient:
+    return QueueClient.from_connection_string(azurite.connection_string, name)
+
+
+def send_base64(client: QueueClient, text: str) -> str:
+    """Send the way the Functions host expects by default (base64 message text)."""
+    return client.send_message(base64.b64encode(text.encode()).decode()).id
+
+
+def read_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for(condition, timeout: float = 15, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
