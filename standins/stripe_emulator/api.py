@@ -1,0 +1,473 @@
+"""The /v1 endpoints: parameter parsing and rendering around the state transitions.
+
+Each handler gets the request (decoded params, rendering options) and a Context, and
+returns ``(status, json_body)``. Anything invalid raises StripeError.
+"""
+
+import re
+
+from . import billing, checkout, objects
+from .errors import StripeError, invalid
+from .forms import as_bool, as_int, as_list, as_metadata
+from .render import render, render_list
+
+ROUTES = []
+
+
+def route(method, pattern):
+    def register(function):
+        ROUTES.append((method, re.compile("^" + pattern + "$"), function))
+        return function
+    return register
+
+
+def match(method, path):
+    for route_method, pattern, function in ROUTES:
+        found = pattern.match(path)
+        if found and route_method == method:
+            return function, found.groupdict()
+    return None, None
+
+
+def _one(ctx, req, record):
+    return 200, render(ctx.store, record, req.params.get("expand"), req.legacy)
+
+
+def _list(ctx, req, records, url):
+    return 200, render_list(ctx.store, records, url=url, params=req.params, legacy=req.legacy)
+
+
+# -- products ----------------------------------------------------------------------------
+
+@route("POST", "/v1/products")
+def create_product(ctx, req):
+    p = req.params
+    if not p.get("name"):
+        raise StripeError(400, "Missing required param: name.", code="parameter_missing",
+                          param="name")
+    if p.get("id") and ctx.store.get("product", p["id"]):
+        raise StripeError(400, "Product already exists.", code="resource_already_exists",
+                          param="id")
+    record = objects.product(ctx.store, name=p["name"], product_id=p.get("id"),
+                             description=p.get("description"), metadata=as_metadata(p),
+                             active=as_bool(p, "active", True))
+    ctx.store.add("product", record)
+    ctx.events.emit("product.created", record)
+    return _one(ctx, req, record)
+
+
+@route("GET", "/v1/products/(?P<id>[^/]+)")
+def get_product(ctx, req, id):
+    return _one(ctx, req, ctx.store.require("product", id))
+
+
+@route("POST", "/v1/products/(?P<id>[^/]+)")
+def update_product(ctx, req, id):
+    record = ctx.store.require("product", id)
+    before = ctx.events.snapshot(record)
+    p = req.params
+    for key in ("name", "description", "default_price"):
+        if key in p:
+            record[key] = p[key] or None
+    if "active" in p:
+        record["active"] = as_bool(p, "active")
+    record["metadata"] = as_metadata(p, current=record["metadata"])
+    record["updated"] = ctx.store.now()
+    ctx.events.emit("product.updated", record, previous=before)
+    return _one(ctx, req, record)
+
+
+@route("GET", "/v1/products")
+def list_products(ctx, req):
+    records = ctx.store.all("product")
+    if "active" in req.params:
+        records = [r for r in records if r["active"] == as_bool(req.params, "active")]
+    return _list(ctx, req, records, "/v1/products")
+
+
+# -- prices ------------------------------------------------------------------------------
+
+def _parse_tiers(p):
+    tiers = []
+    for index, raw in enumerate(as_list(p.get("tiers"))):
+        up_to = raw.get("up_to")
+        if up_to is None:
+            raise invalid("Missing required param: tiers[{}][up_to].".format(index),
+                          f"tiers[{index}][up_to]", code="parameter_missing")
+        tiers.append(objects.tier(None if up_to == "inf" else as_int(raw, "up_to", minimum=1),
+                                  as_int(raw, "unit_amount"), as_int(raw, "flat_amount")))
+    if not tiers or tiers[-1]["up_to"] is not None:
+        raise invalid("The last tier must have up_to=inf.", "tiers", code="parameter_invalid")
+    return tiers
+
+
+@route("POST", "/v1/prices")
+def create_price(ctx, req):
+    p, store = req.params, ctx.store
+    if p.get("product"):
+        product_id = store.require("product", p["product"], param="product")["id"]
+    elif isinstance(p.get("product_data"), dict) and p["product_data"].get("name"):
+        product = store.add("product", objects.product(store, name=p["product_data"]["name"]))
+        ctx.events.emit("product.created", product)
+        product_id = product["id"]
+    else:
+        raise StripeError(400, "You must specify either `product` or `product_data` when "
+                               "creating a price.", code="parameter_missing", param="product")
+    if not p.get("currency"):
+        raise StripeError(400, "Missing required param: currency.", code="parameter_missing",
+                          param="currency")
+    scheme = p.get("billing_scheme", "per_unit")
+    tiers = tiers_mode = unit_amount = None
+    if scheme == "tiered":
+        tiers_mode = p.get("tiers_mode")
+        if tiers_mode not in ("volume", "graduated"):
+            raise invalid("tiers_mode must be volume or graduated for tiered prices.",
+                          "tiers_mode", code="parameter_missing")
+        tiers = _parse_tiers(p)
+    else:
+        unit_amount = as_int(p, "unit_amount", minimum=0)
+        if unit_amount is None:
+            raise invalid("Missing required param: unit_amount.", "unit_amount",
+                          code="parameter_missing")
+    recurring = None
+    if isinstance(p.get("recurring"), dict):
+        interval = p["recurring"].get("interval")
+        if interval not in ("day", "week", "month", "year"):
+            raise invalid("Invalid recurring[interval].", "recurring[interval]",
+                          code="parameter_invalid")
+        recurring = objects.recurring(interval, as_int(p["recurring"], "interval_count", 1))
+    lookup_key = p.get("lookup_key") or None
+    if lookup_key:
+        holder = next((r for r in store.all("price") if r["lookup_key"] == lookup_key), None)
+        if holder and not as_bool(p, "transfer_lookup_key", False):
+            raise StripeError(400, f"A price ({holder['id']}) already uses that lookup key.",
+                              code="lookup_key_exists", param="lookup_key")
+        if holder:
+            holder["lookup_key"] = None
+    record = objects.price(store, product_id=product_id, currency=p["currency"].lower(),
+                           unit_amount=unit_amount, billing_scheme=scheme, tiers=tiers,
+                           tiers_mode=tiers_mode, recurring=recurring, lookup_key=lookup_key,
+                           nickname=p.get("nickname"), metadata=as_metadata(p),
+                           active=as_bool(p, "active", True))
+    store.add("price", record)
+    ctx.events.emit("price.created", record)
+    return _one(ctx, req, record)
+
+
+@route("GET", "/v1/prices/(?P<id>[^/]+)")
+def get_price(ctx, req, id):
+    return _one(ctx, req, ctx.store.require("price", id))
+
+
+@route("POST", "/v1/prices/(?P<id>[^/]+)")
+def update_price(ctx, req, id):
+    record = ctx.store.require("price", id)
+    before = ctx.events.snapshot(record)
+    p = req.params
+    if "active" in p:
+        record["active"] = as_bool(p, "active")
+    if "nickname" in p:
+        record["nickname"] = p["nickname"] or None
+    if "lookup_key" in p:
+        holder = next((r for r in ctx.store.all("price")
+                       if r["lookup_key"] == p["lookup_key"] and r is not record), None)
+        if holder and not as_bool(p, "transfer_lookup_key", False):
+            raise StripeError(400, f"A price ({holder['id']}) already uses that lookup key.",
+                              code="lookup_key_exists", param="lookup_key")
+        if holder:
+            holder["lookup_key"] = None
+        record["lookup_key"] = p["lookup_key"] or None
+    record["metadata"] = as_metadata(p, current=record["metadata"])
+    ctx.events.emit("price.updated", record, previous=before)
+    return _one(ctx, req, record)
+
+
+@route("GET", "/v1/prices")
+def list_prices(ctx, req):
+    p = req.params
+    records = ctx.store.all("price")
+    if p.get("lookup_keys"):
+        keys = as_list(p["lookup_keys"])
+        records = [r for r in records if r["lookup_key"] in keys]
+    if p.get("product"):
+        records = [r for r in records if r["product"] == p["product"]]
+    if "active" in p:
+        records = [r for r in records if r["active"] == as_bool(p, "active")]
+    if p.get("type"):
+        records = [r for r in records if r["type"] == p["type"]]
+    if p.get("currency"):
+        records = [r for r in records if r["currency"] == p["currency"].lower()]
+    return _list(ctx, req, records, "/v1/prices")
+
+
+# -- customers ---------------------------------------------------------------------------
+
+@route("POST", "/v1/customers")
+def create_customer(ctx, req):
+    p = req.params
+    record = billing.create_customer(ctx, email=p.get("email"), name=p.get("name"),
+                                     description=p.get("description"),
+                                     metadata=as_metadata(p),
+                                     preferred_locales=as_list(p.get("preferred_locales")))
+    return _one(ctx, req, record)
+
+
+@route("GET", "/v1/customers/(?P<id>[^/]+)")
+def get_customer(ctx, req, id):
+    record = ctx.store.get("customer", id)
+    if record and record.get("_deleted"):
+        return 200, {"id": id, "object": "customer", "deleted": True}
+    return _one(ctx, req, ctx.store.require("customer", id))
+
+
+@route("POST", "/v1/customers/(?P<id>[^/]+)")
+def update_customer(ctx, req, id):
+    record = ctx.store.require("customer", id)
+    before = ctx.events.snapshot(record)
+    p = req.params
+    for key in ("email", "name", "description", "phone"):
+        if key in p:
+            record[key] = p[key] or None
+    if "preferred_locales" in p:
+        record["preferred_locales"] = as_list(p["preferred_locales"])
+    if isinstance(p.get("invoice_settings"), dict):
+        settings = p["invoice_settings"]
+        if "default_payment_method" in settings:
+            record["invoice_settings"]["default_payment_method"] = (
+                settings["default_payment_method"] or None)
+    if isinstance(p.get("address"), dict):
+        record["address"] = {**objects._address(), **p["address"]}
+    record["metadata"] = as_metadata(p, current=record["metadata"])
+    ctx.events.emit("customer.updated", record, previous=before)
+    return _one(ctx, req, record)
+
+
+@route("DELETE", "/v1/customers/(?P<id>[^/]+)")
+def delete_customer(ctx, req, id):
+    record = ctx.store.require("customer", id)
+    for sub in ctx.store.all("subscription"):
+        if sub["customer"] == id and sub["status"] not in billing.ENDED:
+            billing.cancel(ctx, sub)
+    record["_deleted"] = True
+    ctx.events.emit("customer.deleted", record)
+    return 200, {"id": id, "object": "customer", "deleted": True}
+
+
+@route("GET", "/v1/customers")
+def list_customers(ctx, req):
+    records = [r for r in ctx.store.all("customer") if not r.get("_deleted")]
+    if req.params.get("email"):
+        records = [r for r in records if r["email"] == req.params["email"]]
+    return _list(ctx, req, records, "/v1/customers")
+
+
+# -- checkout sessions -------------------------------------------------------------------
+
+@route("POST", "/v1/checkout/sessions")
+def create_checkout_session(ctx, req):
+    return _one(ctx, req, checkout.create_session(ctx, req.params))
+
+
+@route("GET", "/v1/checkout/sessions/(?P<id>[^/]+)")
+def get_checkout_session(ctx, req, id):
+    return _one(ctx, req, ctx.store.require("checkout.session", id))
+
+
+@route("POST", "/v1/checkout/sessions/(?P<id>[^/]+)/expire")
+def expire_checkout_session(ctx, req, id):
+    return _one(ctx, req, checkout.expire(ctx, ctx.store.require("checkout.session", id)))
+
+
+@route("GET", "/v1/checkout/sessions/(?P<id>[^/]+)/line_items")
+def list_checkout_line_items(ctx, req, id):
+    session = ctx.store.require("checkout.session", id)
+    listing = render(ctx.store, session, ["line_items"])["line_items"]
+    return 200, listing
+
+
+@route("GET", "/v1/checkout/sessions")
+def list_checkout_sessions(ctx, req):
+    records = ctx.store.all("checkout.session")
+    for key in ("customer", "subscription", "status"):
+        if req.params.get(key):
+            records = [r for r in records if r[key] == req.params[key]]
+    return _list(ctx, req, records, "/v1/checkout/sessions")
+
+
+# -- subscriptions -----------------------------------------------------------------------
+
+@route("POST", "/v1/subscriptions")
+def create_subscription(ctx, req):
+    p, store = req.params, ctx.store
+    customer = store.require("customer", p.get("customer"), param="customer")
+    raw_items = as_list(p.get("items"))
+    if not raw_items:
+        raise StripeError(400, "Missing required param: items.", code="parameter_missing",
+                          param="items")
+    items = []
+    for index, raw in enumerate(raw_items):
+        price = store.require("price", raw.get("price"), param=f"items[{index}][price]")
+        items.append((price, as_int(raw, "quantity", 1, minimum=1), as_metadata(raw)))
+    behavior = p.get("payment_behavior", "allow_incomplete")
+    sub = billing.create_subscription(
+        ctx, customer=customer, items=items, metadata=as_metadata(p),
+        trial_period_days=as_int(p, "trial_period_days", None, minimum=1),
+        description=p.get("description"),
+        payment="incomplete" if behavior == "default_incomplete" else "charge")
+    if as_bool(p, "cancel_at_period_end", False):
+        billing.update_subscription(ctx, sub, {"cancel_at_period_end": "true"})
+    return _one(ctx, req, sub)
+
+
+@route("GET", "/v1/subscriptions/(?P<id>[^/]+)")
+def get_subscription(ctx, req, id):
+    return _one(ctx, req, ctx.store.require("subscription", id))
+
+
+@route("POST", "/v1/subscriptions/(?P<id>[^/]+)")
+def update_subscription(ctx, req, id):
+    sub = ctx.store.require("subscription", id)
+    return _one(ctx, req, billing.update_subscription(ctx, sub, req.params))
+
+
+@route("DELETE", "/v1/subscriptions/(?P<id>[^/]+)")
+def cancel_subscription(ctx, req, id):
+    sub = ctx.store.require("subscription", id)
+    billing.cancel(ctx, sub)
+    return _one(ctx, req, sub)
+
+
+@route("GET", "/v1/subscriptions")
+def list_subscriptions(ctx, req):
+    p = req.params
+    records = ctx.store.all("subscription")
+    if p.get("customer"):
+        records = [r for r in records if r["customer"] == p["customer"]]
+    status = p.get("status")
+    if status and status != "all":
+        records = [r for r in records if r["status"] == status]
+    elif not status:
+        # Stripe hides canceled subscriptions unless asked for them.
+        records = [r for r in records if r["status"] not in billing.ENDED]
+    if p.get("price"):
+        records = [r for r in records
+                   if any(ctx.store.get("subscription_item", i)["price"] == p["price"]
+                          for i in r["_items"])]
+    return _list(ctx, req, records, "/v1/subscriptions")
+
+
+# -- subscription items ------------------------------------------------------------------
+
+@route("GET", "/v1/subscription_items")
+def list_subscription_items(ctx, req):
+    sub = ctx.store.require("subscription", req.params.get("subscription"),
+                            param="subscription")
+    records = billing.items_of(ctx, sub)
+    return _list(ctx, req, records, "/v1/subscription_items")
+
+
+@route("GET", "/v1/subscription_items/(?P<id>[^/]+)")
+def get_subscription_item(ctx, req, id):
+    return _one(ctx, req, ctx.store.require("subscription_item", id))
+
+
+@route("POST", "/v1/subscription_items/(?P<id>[^/]+)")
+def update_subscription_item(ctx, req, id):
+    item = ctx.store.require("subscription_item", id)
+    sub = ctx.store.require("subscription", item["subscription"])
+    change = {k: v for k, v in req.params.items() if k in ("quantity", "price", "metadata")}
+    params = {"items": [{"id": id, **change}]}
+    for key in ("proration_behavior", "proration_date"):
+        if key in req.params:
+            params[key] = req.params[key]
+    billing.update_subscription(ctx, sub, params)
+    return _one(ctx, req, item)
+
+
+# -- invoices ----------------------------------------------------------------------------
+
+@route("POST", "/v1/invoices/create_preview")
+def create_invoice_preview(ctx, req):
+    p = req.params
+    if not p.get("subscription"):
+        raise StripeError(400, "The Stripe emulator previews changes to existing "
+                               "subscriptions only: pass `subscription`.",
+                          code="parameter_missing", param="subscription")
+    sub = ctx.store.require("subscription", p["subscription"], param="subscription")
+    return _one(ctx, req, billing.preview_invoice(ctx, sub, p))
+
+
+@route("GET", "/v1/invoices/(?P<id>[^/]+)/lines")
+def list_invoice_lines(ctx, req, id):
+    invoice = ctx.store.require("invoice", id)
+    listing = render(ctx.store, invoice, legacy=req.legacy)["lines"]
+    return 200, listing
+
+
+@route("GET", "/v1/invoices/(?P<id>[^/]+)")
+def get_invoice(ctx, req, id):
+    return _one(ctx, req, ctx.store.require("invoice", id))
+
+
+@route("GET", "/v1/invoices")
+def list_invoices(ctx, req):
+    p = req.params
+    records = ctx.store.all("invoice")
+    if p.get("customer"):
+        records = [r for r in records if r["customer"] == p["customer"]]
+    if p.get("subscription"):
+        records = [r for r in records
+                   if r["parent"]["subscription_details"]["subscription"] == p["subscription"]]
+    if p.get("status"):
+        records = [r for r in records if r["status"] == p["status"]]
+    return _list(ctx, req, records, "/v1/invoices")
+
+
+# -- events ------------------------------------------------------------------------------
+
+@route("GET", "/v1/events/(?P<id>[^/]+)")
+def get_event(ctx, req, id):
+    return _one(ctx, req, ctx.store.require("event", id))
+
+
+@route("GET", "/v1/events")
+def list_events(ctx, req):
+    p = req.params
+    records = ctx.store.all("event")
+    types = as_list(p.get("types")) or ([p["type"]] if p.get("type") else [])
+    if types:
+        patterns = [re.compile("^" + re.escape(t).replace(r"\*", ".*") + "$") for t in types]
+        records = [r for r in records if any(pat.match(r["type"]) for pat in patterns)]
+    return _list(ctx, req, records, "/v1/events")
+
+
+# -- billing portal ----------------------------------------------------------------------
+
+@route("POST", "/v1/billing_portal/configurations")
+def create_portal_configuration(ctx, req):
+    p = req.params
+    record = objects.portal_configuration(
+        ctx.store, features=p.get("features") or {},
+        business_profile=p.get("business_profile") or {},
+        default_return_url=p.get("default_return_url"), metadata=as_metadata(p))
+    return _one(ctx, req, ctx.store.add("billing_portal.configuration", record))
+
+
+@route("GET", "/v1/billing_portal/configurations/(?P<id>[^/]+)")
+def get_portal_configuration(ctx, req, id):
+    return _one(ctx, req, ctx.store.require("billing_portal.configuration", id))
+
+
+@route("POST", "/v1/billing_portal/sessions")
+def create_portal_session(ctx, req):
+    p = req.params
+    customer = ctx.store.require("customer", p.get("customer"), param="customer")
+    configuration = None
+    if p.get("configuration"):
+        configuration = ctx.store.require("billing_portal.configuration", p["configuration"],
+                                          param="configuration")["id"]
+    record = objects.portal_session(ctx.store, base_url=ctx.base_url,
+                                    customer_id=customer["id"], return_url=p.get("return_url"),
+                                    configuration_id=configuration,
+                                    flow=p.get("flow_data"), locale=p.get("locale"))
+    return _one(ctx, req, ctx.store.add("billing_portal.session", record))

@@ -1,0 +1,297 @@
+"""Builders for stored records, one per Stripe object type, with every field Stripe sends.
+
+Records hold references as ids (as Stripe stores them); ``render.py`` embeds what Stripe
+embeds by default and what the caller expands. Keys starting with "_" are the emulator's
+own bookkeeping and never leave the process.
+"""
+
+from .store import Store
+
+_ADDRESS = {"city": None, "country": None, "line1": None, "line2": None,
+            "postal_code": None, "state": None}
+
+
+def _address():
+    return dict(_ADDRESS)
+
+
+def product(store, *, name, product_id=None, description=None, metadata=None, active=True):
+    now = store.now()
+    return {
+        "id": product_id or Store.new_id("prod_", 14), "object": "product", "active": active,
+        "created": now, "default_price": None, "description": description, "images": [],
+        "livemode": False, "marketing_features": [], "metadata": metadata or {}, "name": name,
+        "package_dimensions": None, "shippable": None, "statement_descriptor": None,
+        "tax_code": None, "type": "service", "unit_label": None, "updated": now, "url": None,
+    }
+
+
+def price(store, *, product_id, currency, unit_amount=None, billing_scheme="per_unit",
+          tiers=None, tiers_mode=None, recurring=None, lookup_key=None, nickname=None,
+          metadata=None, active=True):
+    return {
+        "id": Store.new_id("price_"), "object": "price", "active": active,
+        "billing_scheme": billing_scheme, "created": store.now(), "currency": currency,
+        "custom_unit_amount": None, "livemode": False, "lookup_key": lookup_key,
+        "metadata": metadata or {}, "nickname": nickname, "product": product_id,
+        "recurring": recurring, "tax_behavior": "unspecified", "tiers_mode": tiers_mode,
+        "transform_quantity": None, "type": "recurring" if recurring else "one_time",
+        "unit_amount": unit_amount,
+        "unit_amount_decimal": None if unit_amount is None else str(unit_amount),
+        # Stored always, rendered only when expanded (see render.py).
+        "tiers": tiers,
+    }
+
+
+def recurring(interval, interval_count=1, trial_period_days=None):
+    return {"interval": interval, "interval_count": interval_count, "meter": None,
+            "usage_type": "licensed", "trial_period_days": trial_period_days}
+
+
+def tier(up_to, unit_amount=None, flat_amount=None):
+    return {"flat_amount": flat_amount,
+            "flat_amount_decimal": None if flat_amount is None else str(flat_amount),
+            "unit_amount": unit_amount,
+            "unit_amount_decimal": None if unit_amount is None else str(unit_amount),
+            "up_to": up_to}
+
+
+def plan_from_price(price_record):
+    """Subscription items still carry the legacy ``plan`` mirror of their price."""
+    rec = price_record.get("recurring") or {}
+    return {
+        "id": price_record["id"], "object": "plan", "active": price_record["active"],
+        "amount": price_record["unit_amount"],
+        "amount_decimal": price_record["unit_amount_decimal"],
+        "billing_scheme": price_record["billing_scheme"], "created": price_record["created"],
+        "currency": price_record["currency"], "interval": rec.get("interval"),
+        "interval_count": rec.get("interval_count"), "livemode": False,
+        "metadata": price_record["metadata"], "meter": None,
+        "nickname": price_record["nickname"], "product": price_record["product"],
+        "tiers_mode": price_record["tiers_mode"], "transform_usage": None,
+        "trial_period_days": rec.get("trial_period_days"), "usage_type": "licensed",
+    }
+
+
+def customer(store, *, email=None, name=None, description=None, metadata=None,
+             preferred_locales=None):
+    return {
+        "id": Store.new_id("cus_", 14), "object": "customer", "address": None, "balance": 0,
+        "created": store.now(), "currency": None, "default_source": None, "delinquent": False,
+        "description": description, "discount": None, "email": email,
+        "invoice_prefix": Store.new_id("", 8).upper(),
+        "invoice_settings": {"custom_fields": None, "default_payment_method": None,
+                             "footer": None, "rendering_options": None},
+        "livemode": False, "metadata": metadata or {}, "name": name,
+        "next_invoice_sequence": 1, "phone": None, "preferred_locales": preferred_locales or [],
+        "shipping": None, "tax_exempt": "none", "test_clock": None,
+    }
+
+
+def checkout_session(store, *, base_url, mode, line_items, success_url, cancel_url,
+                     client_reference_id, customer_id, customer_email, metadata, locale,
+                     allow_promotion_codes, subscription_data, currency, amount_subtotal):
+    session_id = Store.new_id("cs_test_")
+    now = store.now()
+    return {
+        "id": session_id, "object": "checkout.session", "adaptive_pricing": {"enabled": False},
+        "after_expiration": None, "allow_promotion_codes": allow_promotion_codes,
+        "amount_subtotal": amount_subtotal, "amount_total": amount_subtotal,
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None,
+                          "status": None},
+        "billing_address_collection": None, "cancel_url": cancel_url,
+        "client_reference_id": client_reference_id, "client_secret": None,
+        "collected_information": None, "consent": None, "consent_collection": None,
+        "created": now, "currency": currency, "currency_conversion": None,
+        "custom_fields": [],
+        "custom_text": {"after_submit": None, "shipping_address": None, "submit": None,
+                        "terms_of_service_acceptance": None},
+        "customer": customer_id, "customer_account": None,
+        "customer_creation": None if mode == "subscription" else "if_required",
+        "customer_details": None, "customer_email": customer_email, "discounts": [],
+        "expires_at": now + 24 * 3600, "integration_identifier": None, "invoice": None,
+        "invoice_creation": None, "livemode": False, "locale": locale,
+        "managed_payments": {"enabled": False}, "metadata": metadata, "mode": mode,
+        "origin_context": None, "payment_intent": None, "payment_link": None,
+        "payment_method_collection": "always",
+        "payment_method_configuration_details": None,
+        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "payment_method_types": ["card", "sepa_debit"], "payment_status": "unpaid",
+        "permissions": None, "phone_number_collection": {"enabled": False},
+        "recovered_from": None, "saved_payment_method_options": None,
+        "setup_intent": None, "shipping_address_collection": None, "shipping_cost": None,
+        "shipping_options": [], "status": "open", "submit_type": None, "subscription": None,
+        "success_url": success_url,
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        "ui_mode": "hosted", "url": f"{base_url}/checkout/{session_id}",
+        "wallet_options": None,
+        # Not rendered: line items are only returned when expanded, as in Stripe.
+        "_line_items": line_items,
+        "_subscription_data": subscription_data,
+    }
+
+
+def checkout_line_item(price_record, quantity, amount, description):
+    return {
+        "id": Store.new_id("li_"), "object": "item",
+        "adjustable_quantity": None, "amount_discount": 0, "amount_subtotal": amount,
+        "amount_tax": 0, "amount_total": amount, "currency": price_record["currency"],
+        "description": description, "metadata": {}, "price": price_record["id"],
+        "quantity": quantity,
+    }
+
+
+def subscription(store, *, customer_id, currency, status, metadata, trial_start=None,
+                 trial_end=None, description=None):
+    now = store.now()
+    return {
+        "id": Store.new_id("sub_"), "object": "subscription", "application": None,
+        "application_fee_percent": None,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "billing_cycle_anchor": trial_end or now, "billing_cycle_anchor_config": None,
+        "billing_mode": {"type": "classic"}, "billing_schedules": [],
+        "billing_thresholds": None, "cancel_at": None, "cancel_at_period_end": False,
+        "canceled_at": None,
+        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+        "collection_method": "charge_automatically", "created": now, "currency": currency,
+        "customer": customer_id, "customer_account": None, "days_until_due": None,
+        "default_payment_method": None, "default_source": None, "default_tax_rates": [],
+        "description": description, "discounts": [], "ended_at": None,
+        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "latest_invoice": None, "livemode": False, "managed_payments": {"enabled": False},
+        "metadata": metadata, "next_pending_invoice_item_invoice": None,
+        "on_behalf_of": None, "pause_collection": None,
+        "payment_settings": {"payment_method_options": None, "payment_method_types": None,
+                             "save_default_payment_method": "off"},
+        "pending_invoice_item_interval": None, "pending_setup_intent": None,
+        "pending_update": None, "schedule": None, "start_date": now, "status": status,
+        "test_clock": None, "transfer_data": None, "trial_end": trial_end,
+        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_start": trial_start,
+        "_items": [],               # subscription_item ids, in order
+        "_pending_prorations": [],  # invoice lines waiting for the next invoice
+    }
+
+
+def subscription_item(store, *, subscription_id, price_id, quantity, period_start,
+                      period_end, metadata=None):
+    return {
+        "id": Store.new_id("si_", 14), "object": "subscription_item",
+        "billing_thresholds": None, "created": store.now(),
+        "current_period_end": period_end, "current_period_start": period_start,
+        "discounts": [], "metadata": metadata or {}, "plan": None, "price": price_id,
+        "quantity": quantity, "subscription": subscription_id, "tax_rates": [],
+    }
+
+
+def invoice(store, *, customer_record, subscription_record, billing_reason, lines,
+            period_start, period_end, base_url):
+    invoice_id = Store.new_id("in_")
+    total = sum(line["amount"] for line in lines)
+    for line in lines:
+        line["invoice"] = invoice_id
+    number = f"{customer_record['invoice_prefix']}-{customer_record['next_invoice_sequence']:04d}"
+    customer_record["next_invoice_sequence"] += 1
+    now = store.now()
+    return {
+        "id": invoice_id, "object": "invoice", "account_country": "DE",
+        "account_name": "SecureMailMerge (Stripe emulator)", "account_tax_ids": None,
+        "amount_due": total, "amount_overpaid": 0, "amount_paid": 0,
+        "amount_remaining": total, "amount_shipping": 0, "application": None,
+        "attempt_count": 0, "attempted": False, "auto_advance": True,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None,
+                          "provider": None, "status": None},
+        "automatically_finalizes_at": None, "billing_reason": billing_reason,
+        "collection_method": "charge_automatically", "created": now,
+        "currency": subscription_record["currency"], "custom_fields": None,
+        "customer": customer_record["id"], "customer_account": None,
+        "customer_address": customer_record["address"],
+        "customer_email": customer_record["email"], "customer_name": customer_record["name"],
+        "customer_phone": None, "customer_shipping": None, "customer_tax_exempt": "none",
+        "customer_tax_ids": [], "default_payment_method": None, "default_source": None,
+        "default_tax_rates": [], "description": None, "discounts": [], "due_date": None,
+        "effective_at": None, "ending_balance": None, "footer": None, "from_invoice": None,
+        "hosted_invoice_url": f"{base_url}/invoice/{invoice_id}",
+        "invoice_pdf": f"{base_url}/invoice/{invoice_id}/pdf",
+        "issuer": {"type": "self"}, "last_finalization_error": None, "latest_revision": None,
+        "livemode": False, "metadata": {}, "next_payment_attempt": None, "number": number,
+        "on_behalf_of": None,
+        "parent": {"quote_details": None, "type": "subscription_details",
+                   "subscription_details": {"metadata": dict(subscription_record["metadata"]),
+                                            "subscription": subscription_record["id"]}},
+        "payment_settings": {"default_mandate": None, "payment_method_options": None,
+                             "payment_method_types": None},
+        "period_end": period_end, "period_start": period_start,
+        "post_payment_credit_notes_amount": 0, "pre_payment_credit_notes_amount": 0,
+        "receipt_number": None,
+        "rendering": {"amount_tax_display": None, "pdf": {"page_size": "auto"},
+                      "template": None, "template_version": None},
+        "shipping_cost": None, "shipping_details": None, "starting_balance": 0,
+        "statement_descriptor": None, "status": "draft",
+        "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None,
+                               "paid_at": None, "voided_at": None},
+        "subtotal": total, "subtotal_excluding_tax": total, "test_clock": None,
+        "total": total, "total_discount_amounts": [], "total_excluding_tax": total,
+        "total_pretax_credit_amounts": [], "total_taxes": [], "webhooks_delivered_at": None,
+        "_lines": lines,
+    }
+
+
+def invoice_line(*, subscription_id, item_record, price_record, quantity, amount,
+                 description, period_start, period_end, proration=False):
+    return {
+        "id": Store.new_id("il_"), "object": "line_item", "amount": amount,
+        "currency": price_record["currency"], "description": description,
+        "discount_amounts": [], "discountable": True, "discounts": [], "invoice": None,
+        "livemode": False, "metadata": {},
+        "parent": {"invoice_item_details": None, "type": "subscription_item_details",
+                   "subscription_item_details": {
+                       "invoice_item": None, "proration": proration,
+                       "proration_details": {"credited_items": None},
+                       "subscription": subscription_id,
+                       "subscription_item": item_record["id"]}},
+        "period": {"end": period_end, "start": period_start},
+        "pretax_credit_amounts": [],
+        "pricing": {"price_details": {"price": price_record["id"],
+                                      "product": price_record["product"]},
+                    "type": "price_details",
+                    "unit_amount_decimal": str(amount // max(quantity, 1))},
+        "quantity": quantity, "quantity_decimal": str(quantity),
+        "subscription": subscription_id, "subtotal": amount, "taxes": [],
+    }
+
+
+def event(store, *, event_type, api_version, data, request_id, idempotency_key,
+          pending_webhooks):
+    return {
+        "id": Store.new_id("evt_"), "object": "event", "api_version": api_version,
+        "created": store.now(), "data": data, "livemode": False,
+        "pending_webhooks": pending_webhooks,
+        "request": {"id": request_id, "idempotency_key": idempotency_key},
+        "type": event_type,
+    }
+
+
+def portal_configuration(store, *, features, business_profile, default_return_url,
+                         metadata):
+    now = store.now()
+    return {
+        "id": Store.new_id("bpc_"), "object": "billing_portal.configuration",
+        "active": True, "application": None, "business_profile": business_profile,
+        "created": now, "default_return_url": default_return_url, "features": features,
+        "is_default": False, "livemode": False,
+        "login_page": {"enabled": False, "url": None}, "metadata": metadata, "name": None,
+        "updated": now,
+    }
+
+
+def portal_session(store, *, base_url, customer_id, return_url, configuration_id, flow,
+                   locale):
+    session_id = Store.new_id("bps_")
+    return {
+        "id": session_id, "object": "billing_portal.session",
+        "configuration": configuration_id, "created": store.now(), "customer": customer_id,
+        "customer_account": None, "flow": flow, "livemode": False, "locale": locale,
+        "on_behalf_of": None, "return_url": return_url,
+        "url": f"{base_url}/billing_portal/{session_id}",
+    }
