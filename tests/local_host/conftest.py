@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from local_host import launch
@@ -56,6 +57,14 @@ def queue(azurite: Azurite, name: str) -> QueueClient:
 def send_base64(client: QueueClient, text: str) -> str:
     """Send the way the Functions host expects by default (base64 message text)."""
     return client.send_message(base64.b64encode(text.encode()).decode()).id
+
+
+def peek(client: QueueClient) -> list:
+    """Visible messages; a queue the host has not created yet counts as empty."""
+    try:
+        return list(client.peek_messages(max_messages=32))
+    except ResourceNotFoundError:
+        return []
 
 
 def read_records(path: Path) -> list[dict]:
