@@ -6,9 +6,9 @@ module's import path stays small for the license check's cold start.
 
 import azure.functions as func
 
-from handlers import billing, health, mail
+from handlers import auth, billing, consent, dashboard, health, mail
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (health.bp, mail.bp, billing.bp):
+for blueprint in (health.bp, mail.bp, billing.bp, auth.bp, dashboard.bp, consent.bp):
     app.register_functions(blueprint)

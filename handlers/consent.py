@@ -1,0 +1,60 @@
+"""The "Need admin approval" page, the redirect to Entra's admin consent, and its callback."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import azure.functions as func
+
+from handlers.web import NotSignedIn, WebRequest
+from services import bootstrap, consent
+from services.i18n import translator
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()
+
+
+@bp.route(route="consent", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def consent_page(req: func.HttpRequest) -> func.HttpResponse:
+    web = WebRequest.of(req)
+    granted_at = consent.granted(bootstrap.storage(), web.person.tid) if web.person else None
+    return web.render("consent.html", granted_at=granted_at)
+
+
+@bp.route(route="consent/start", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def consent_start(req: func.HttpRequest) -> func.HttpResponse:
+    web = WebRequest.of(req)
+    try:
+        admin = web.require_person()
+    except NotSignedIn:
+        return web.sign_in_redirect()
+    state = secrets.token_urlsafe(24)
+    web.update_session(pending={**web.session.pending, "consent_state": state})
+    return web.redirect(consent.consent_url(web.settings, admin.tid, state), status=302)
+
+
+@bp.route(route="consent/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
+    web = WebRequest.of(req)
+    t = translator(web.language)
+    try:
+        admin = web.require_person()
+    except NotSignedIn:
+        return web.error_page(400, t("consent.failed.title"), t("consent.error.session"))
+    pending = dict(web.session.pending)
+    expected_state = pending.pop("consent_state", None)
+    web.update_session(pending=pending)
+    if not expected_state or req.params.get("state") != expected_state:
+        return web.error_page(400, t("consent.failed.title"), t("consent.error.state"))
+    if req.params.get("error"):
+        key = consent.explain(req.params.get("error", ""), req.params.get("error_description", ""))
+        return web.render(
+            "consent_result.html", status=400, ok=False, explanation=t(key), detail=req.params.get("error_description", "")
+        )
+    # The tenant in the query is only believed when it is the signed-in admin's own tenant.
+    if req.params.get("admin_consent", "").lower() != "true" or req.params.get("tenant", "").lower() != admin.tid:
+        return web.error_page(400, t("consent.failed.title"), t("consent.error.wrong_tenant"))
+    consent.record(bootstrap.storage(), admin)
+    log.info("admin consent recorded for tenant %s", admin.tid)
+    return web.render("consent_result.html", ok=True, explanation=t("consent.done"), detail="")

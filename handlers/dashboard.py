@@ -1,0 +1,25 @@
+"""The dashboard home: "My subscriptions" (owned, administered, and my own licenses)."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from handlers.web import NotSignedIn, WebRequest
+from services import bootstrap, subscription_store
+
+bp = func.Blueprint()
+
+
+@bp.route(route="dashboard", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def dashboard(req: func.HttpRequest) -> func.HttpResponse:
+    web = WebRequest.of(req)
+    try:
+        person = web.require_person()
+    except NotSignedIn:
+        return web.render("welcome.html")
+    grace_days = web.settings.grace_days
+    rows = [
+        {"subscription": sub, "role": role, "state": sub.license_state(grace_days).value}
+        for sub, role in subscription_store.for_user(bootstrap.storage(), person.tid, person.oid)
+    ]
+    return web.render("home.html", subscriptions=rows)

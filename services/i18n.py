@@ -1,0 +1,50 @@
+"""English and German: choosing the language and looking up page texts.
+
+Texts live in `translations/<language>.json` with the same keys in both; a test fails when a German
+text is missing for an English one.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+LANGUAGES = ("en", "de")
+TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
+
+
+@lru_cache(maxsize=None)
+def catalog(language: str) -> dict[str, str]:
+    return json.loads((TRANSLATIONS_DIR / f"{language}.json").read_text(encoding="utf-8"))
+
+
+def choose_language(accept_language: str | None, chosen: str | None = None, default: str = "en") -> str:
+    """An explicit choice wins; else the browser's preference order (q-values); else the default."""
+    if chosen in LANGUAGES:
+        return chosen
+    ranked = []
+    for index, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        ranked.append((-quality, index, tag.strip().lower().split("-")[0]))
+    for _, _, language in sorted(ranked):
+        if language in LANGUAGES:
+            return language
+    return default
+
+
+def translator(language: str) -> Callable[..., str]:
+    texts = catalog(language)
+
+    def t(key: str, **values: object) -> str:
+        text = texts.get(key) or catalog("en").get(key) or key
+        return text.format(**values) if values else text
+
+    return t
