@@ -47,7 +47,7 @@ class LocalHost:
             logger.info("Applied %d settings from local.settings.json", len(applied))
         self.config = load_host_config(self.app_dir)
         self.functions = load_functions(self.app_dir)
-        self._invoker = Invoker(str(self.app_dir))
+        self._invoker = Invoker(str(self.app_dir), self.config.function_timeout)
         # Build every runner before starting anything, so a bad binding fails the start cleanly.
         runners: list[QueueRunner | TimerRunner] = []
         for spec in self.functions:

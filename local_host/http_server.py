@@ -55,6 +55,10 @@ class FunctionsHttpServer(ThreadingHTTPServer):
         self.in_flight = InFlight()
         self.closing = False
 
+    def handle_error(self, request, client_address) -> None:
+        # Clients that hang up mid-response are normal (browsers, timeouts); not worth a traceback.
+        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
+
 
 def build_route_table(route_prefix: str, functions: list[FunctionSpec]) -> RouteTable:
     table = RouteTable(route_prefix)

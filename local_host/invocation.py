@@ -9,6 +9,7 @@ import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from . import invocation_log
@@ -46,8 +47,11 @@ class EventLoopThread:
 
 
 class Invoker:
-    def __init__(self, app_dir: str) -> None:
+    def __init__(self, app_dir: str, function_timeout: timedelta | None = None) -> None:
         self._app_dir = app_dir
+        # A Python thread cannot be cancelled, so an overrun is reported, not enforced: on Azure
+        # the host would abort the invocation (and restart the worker) at this point.
+        self._timeout_ms = function_timeout.total_seconds() * 1000 if function_timeout else None
         self._loop: EventLoopThread | None = None
         self._loop_lock = threading.Lock()
 
@@ -74,7 +78,12 @@ class Invoker:
             invocation_log.executed(spec.name, invocation_id, False, (time.perf_counter() - started) * 1000)
             invocation_log.failed(spec.name, invocation_id)
             raise
-        invocation_log.executed(spec.name, invocation_id, True, (time.perf_counter() - started) * 1000)
+        duration_ms = (time.perf_counter() - started) * 1000
+        invocation_log.executed(spec.name, invocation_id, True, duration_ms)
+        if self._timeout_ms is not None and duration_ms > self._timeout_ms:
+            invocation_log.logger.error(
+                "Functions.%s (Id=%s) ran %dms, longer than functionTimeout in host.json; Azure would "
+                "have failed this invocation", spec.name, invocation_id, round(duration_ms))
         return result
 
     def close(self) -> None:
