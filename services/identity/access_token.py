@@ -76,13 +76,15 @@ class TokenRules:
     """What a token must satisfy, taken from settings once."""
 
     audiences: tuple[str, ...]
-    scope: str
+    scope: str | None  # None: no `scp` needed (ID tokens carry none)
     v1_issuer_template: str
     allow_personal_accounts: bool
     clock_skew_seconds: int
+    versions: tuple[str, ...] = ("1.0", "2.0")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TokenRules":
+        """Access tokens for this API: the add-in's and scripts'."""
         return cls(
             audiences=tuple(settings.api_audiences),
             scope=settings.api_scope,
@@ -91,9 +93,25 @@ class TokenRules:
             clock_skew_seconds=settings.token_clock_skew_seconds,
         )
 
+    @classmethod
+    def for_id_tokens(cls, settings: Settings) -> "TokenRules":
+        """ID tokens from the dashboard's sign-in: issued to our own client id by the v2.0 endpoint."""
+        return cls(
+            audiences=(settings.entra_client_id,),
+            scope=None,
+            v1_issuer_template=settings.entra_v1_issuer_template,
+            allow_personal_accounts=settings.allow_personal_accounts,
+            clock_skew_seconds=settings.token_clock_skew_seconds,
+            versions=("2.0",),
+        )
+
 
 class AccessTokenValidator:
-    """Checks bearer tokens against one authority. Create once per process: it owns the key cache."""
+    """Checks Entra-signed JWTs against one authority and one set of rules.
+
+    Access tokens by default; ID tokens with `TokenRules.for_id_tokens`. Get it from `validator_for` /
+    `id_token_validator_for` rather than constructing it per request: it holds the key cache.
+    """
 
     def __init__(self, rules: TokenRules, keys: SigningKeys):
         self.rules = rules
@@ -116,7 +134,7 @@ class AccessTokenValidator:
         if not isinstance(oid, str) or not _GUID.match(oid):
             raise InvalidToken("invalid_claim", "object id (oid) is not a GUID")
         scopes = _scopes(claims)
-        if self.rules.scope not in scopes:
+        if self.rules.scope is not None and self.rules.scope not in scopes:
             raise InvalidToken("scope_missing", f"scope {self.rules.scope} missing")
         return Principal(
             tid=tid.lower(),
@@ -171,6 +189,11 @@ class AccessTokenValidator:
             raise InvalidToken("unsupported_algorithm", "token must be signed with RS256") from exc
         except jwt.InvalidTokenError as exc:
             raise InvalidToken("malformed_token", "token is malformed") from exc
+        except jwt.PyJWTError as exc:
+            # E.g. InvalidKeyError for a published key shorter than 2048 bits: not the caller's fault,
+            # but the token cannot be trusted either.
+            log.warning("access token not verifiable with key %s: %s", key.key_id, exc)
+            raise InvalidToken("bad_signature", "signature verification failed") from exc
         # PyJWT accepts a list of audiences; Entra issues exactly one, so anything else was not made by it.
         if not isinstance(claims["aud"], str):
             raise InvalidToken("audience_not_accepted", "audience not accepted")
@@ -179,12 +202,12 @@ class AccessTokenValidator:
     def _check_issuer(self, claims: dict[str, Any], tid: str) -> None:
         version = claims["ver"]
         template = self.keys.issuer_template()
+        if version not in self.rules.versions:
+            raise InvalidToken("unsupported_version", "token version not accepted")
         if version == "2.0":
             expected = template.replace(_V2_TENANT_PLACEHOLDER, tid)
-        elif version == "1.0":
+        else:  # "1.0"
             expected = self.rules.v1_issuer_template.replace(_V1_TENANT_PLACEHOLDER, tid)
-        else:
-            raise InvalidToken("unsupported_version", "token version must be 1.0 or 2.0")
         if claims["iss"] != expected:
             raise InvalidToken("issuer_mismatch", "issuer does not match tenant")
         # A single-tenant authority publishes a literal issuer naming its tenant. v2 tokens are held to it
@@ -226,21 +249,30 @@ def _optional_str(claims: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-_validators: dict[tuple, AccessTokenValidator] = {}
-_validators_lock = threading.Lock()
+_lock = threading.Lock()
+_keys_by_authority: dict[str, SigningKeys] = {}
+_validators: dict[tuple[str, TokenRules], AccessTokenValidator] = {}
+
+
+def _shared_validator(authority: str, rules: TokenRules) -> AccessTokenValidator:
+    # One key cache per authority, shared by the access- and ID-token validators: Entra signs both with
+    # the same keys, and two caches would mean twice the fetches. Keyed by values, not by Settings (which
+    # holds lists and is not hashable); a test with other settings gets its own entries.
+    with _lock:
+        validator = _validators.get((authority, rules))
+        if validator is None:
+            keys = _keys_by_authority.get(authority)
+            if keys is None:
+                keys = _keys_by_authority[authority] = SigningKeys(authority)
+            validator = _validators[(authority, rules)] = AccessTokenValidator(rules, keys)
+        return validator
 
 
 def validator_for(settings: Settings) -> AccessTokenValidator:
-    """The process-wide validator for these settings, so its key cache stays warm across requests.
+    """The process-wide validator of this API's access tokens; its key cache stays warm across requests."""
+    return _shared_validator(settings.entra_authority, TokenRules.from_settings(settings))
 
-    Keyed by the values that matter rather than by Settings (which holds lists and is not hashable); a
-    test or worker with other settings gets its own validator.
-    """
-    rules = TokenRules.from_settings(settings)
-    cache_key = (settings.entra_authority, rules)
-    with _validators_lock:
-        validator = _validators.get(cache_key)
-        if validator is None:
-            validator = AccessTokenValidator.from_settings(settings)
-            _validators[cache_key] = validator
-        return validator
+
+def id_token_validator_for(settings: Settings) -> AccessTokenValidator:
+    """The process-wide validator of dashboard sign-in ID tokens (audience: ENTRA_CLIENT_ID, no scope)."""
+    return _shared_validator(settings.entra_authority, TokenRules.for_id_tokens(settings))
