@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 
 from pydantic import ValidationError
 
@@ -13,7 +14,7 @@ from services.mail.message import MailMessage
 from services.mail.render import render
 from services.mail.senders import MailSender
 from services.settings import Settings
-from services.storage import SENT_MAIL, Storage
+from services.storage import SENT_MAIL, ConcurrencyConflict, Storage
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +35,39 @@ def _sent_key(message_id: str) -> tuple[str, str]:
     return hashlib.sha256(message_id.encode()).hexdigest()[:2], message_id
 
 
+# A claim older than this belongs to a sender that died mid-send; another may take over.
+STALE_CLAIM = timedelta(minutes=10)
+
+
+class SendInProgress(RuntimeError):
+    """Another invocation is sending this message right now; retry later (then it is skipped)."""
+
+
 def deliver(body: bytes, *, storage: Storage, sender: MailSender, settings: Settings) -> str | None:
-    """Send the message unless its id was sent before; return the provider id, None if skipped."""
+    """Send the message unless its id was sent before; return the provider id, None if skipped.
+
+    The same id can be queued twice and processed concurrently, so the sender first claims the id
+    with an insert that only one can win, then sends, then marks it sent.
+    """
     message = parse(body)
     partition, row = _sent_key(message.id)
-    if storage.get(SENT_MAIL, partition, row) is not None:
+    if not _claim(storage, partition, row, message.template):
         log.info("mail %s already sent; skipping duplicate", message.id)
         return None
-    mail = render(message, support_email=settings.support_email, base_url=settings.public_base_url)
-    provider_id = sender.send(mail)
-    # Recorded after sending: a crash in between may send twice, never zero times.
+    try:
+        mail = render(message, support_email=settings.support_email, base_url=settings.public_base_url)
+        provider_id = sender.send(mail)
+    except Exception:
+        # Release the claim so the queue's retry can send it.
+        storage.delete(SENT_MAIL, partition, row)
+        raise
     storage.upsert(
         SENT_MAIL,
         {
             "PartitionKey": partition,
             "RowKey": row,
             "Template": message.template,
+            "Status": "sent",
             "ProviderId": provider_id,
             "SentAt": datetime.now(timezone.utc),
         },
@@ -57,3 +75,33 @@ def deliver(body: bytes, *, storage: Storage, sender: MailSender, settings: Sett
     # Never log the address or the body: just what was sent.
     log.info("mail %s (%s, %s) sent as %s", message.id, message.template, message.language, provider_id)
     return provider_id
+
+
+def _wait_while_sending(storage: Storage, partition: str, row: str, seconds: float = 10) -> dict | None:
+    """A duplicate usually runs beside the original: give that one a moment to finish."""
+    deadline = time.monotonic() + seconds
+    while True:
+        existing = storage.get(SENT_MAIL, partition, row)
+        if existing is None or existing.get("Status") == "sent" or time.monotonic() > deadline:
+            return existing
+        time.sleep(0.2)
+
+
+def _claim(storage: Storage, partition: str, row: str, template: str) -> bool:
+    """True if this invocation may send; False if the mail was sent already."""
+    now = datetime.now(timezone.utc)
+    claim = {"PartitionKey": partition, "RowKey": row, "Template": template, "Status": "sending", "ClaimedAt": now}
+    if storage.insert(SENT_MAIL, claim):
+        return True
+    existing = _wait_while_sending(storage, partition, row)
+    if existing is None:
+        return storage.insert(SENT_MAIL, claim)
+    if existing.get("Status") == "sent":
+        return False
+    if now - existing["ClaimedAt"] < STALE_CLAIM:
+        raise SendInProgress("mail is being sent by another invocation")
+    try:
+        storage.replace_if_match(SENT_MAIL, claim, existing.metadata["etag"])
+    except ConcurrencyConflict:
+        raise SendInProgress("mail is being sent by another invocation") from None
+    return True

@@ -1,5 +1,4 @@
-"""Fixtures for the local host's tests: one in-memory Azurite per session, one sample-app host per
-module. `start_test_azurite` is kept tiny so it can move into the shared tests/conftest.py."""
+"""Fixtures for the local host's tests: one sample-app host per module (Azurite: tests/conftest.py)."""
 from __future__ import annotations
 
 import base64
@@ -13,21 +12,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from local_host import launch
-from local_host.azurite import Azurite, start_azurite
+from local_host.azurite import Azurite
 
 SAMPLE_APP = Path(__file__).parent / "sample_app"
-
-
-def start_test_azurite() -> Azurite:
-    """In-memory Azurite on free ports; stop it with `.stop()` (kills its process group by id)."""
-    return start_azurite(in_memory=True)
-
-
-@pytest.fixture(scope="session")
-def azurite():
-    instance = start_test_azurite()
-    yield instance
-    instance.stop()
 
 
 def sample_env(azurite: Azurite, output_dir: Path, queue_prefix: str) -> dict[str, str]:
