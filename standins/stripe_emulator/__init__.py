@@ -1,7 +1,18 @@
 """A local, stateful Stripe emulator for development and tests.
 
-The production Stripe adapter (the real ``stripe`` SDK) talks to it unchanged once its
-base URL points here. See ``README`` section in the project docs and ``__main__.py``.
+The production Stripe adapter (the real ``stripe`` SDK) talks to it unchanged once its base
+URL points here, either globally::
+
+    stripe.api_key = "sk_test_anything"
+    stripe.api_base = "http://127.0.0.1:12111"          # no trailing slash, no /v1
+
+or per client (stripe-python >= 8)::
+
+    stripe.StripeClient("sk_test_anything", base_addresses={"api": "http://127.0.0.1:12111"})
+
+Run it with ``python -m standins.stripe_emulator serve --port 12111 [--webhook-url URL
+--webhook-secret whsec_...] [--state-file .data/stripe.json]``; start it from tests with
+``launch()``. Control endpoints live under ``/_emulator/`` (see ``control.py``).
 """
 
 from .bootstrap import PRICE_LOOKUP_KEY, TIERS, ensure_catalog

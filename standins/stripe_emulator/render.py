@@ -9,6 +9,7 @@ put the billing period on the subscription and the subscription id on the invoic
 import copy
 
 from .errors import StripeError
+from .objects import plan_from_price
 from .store import type_of
 
 # API versions before this ("basil") use the legacy subscription/invoice shapes.
@@ -79,7 +80,7 @@ def _base(store, record):
     elif kind == "subscription_item":
         price = store.get("price", record["price"])
         obj["price"] = render(store, price)
-        obj["plan"] = _plan(price)
+        obj["plan"] = plan_from_price(price)
     elif kind == "subscription":
         items = [store.get("subscription_item", i) for i in record["_items"]]
         obj["items"] = {
@@ -94,11 +95,6 @@ def _base(store, record):
             "url": f"/v1/invoices/{record['id']}/lines",
         }
     return obj
-
-
-def _plan(price):
-    from .objects import plan_from_price  # local import: objects imports nothing from here
-    return plan_from_price(price)
 
 
 def _virtual(store, record, key):

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -156,9 +157,9 @@ class Handler(BaseHTTPRequestHandler):
                     ctx.events.events.clear()
                     status, payload = error.status, error.body()
                 if idempotency_key:
-                    emulator.store.idempotency[store_key] = {
+                    _remember(emulator.store, store_key, {
                         "fingerprint": fingerprint, "status": status, "body": payload,
-                        "request_id": request_id}
+                        "request_id": request_id, "at": time.time()})
             events = ctx.events.events
         self._send_json(status, payload, headers)
         emulator.dispatcher.submit(events)
@@ -193,6 +194,18 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # Stripe forgets keys after 24 hours
+
+
+def _remember(store, key, result):
+    """Store an idempotent result; the SDK sends a fresh key with every POST, so expire old ones."""
+    store.idempotency[key] = result
+    if len(store.idempotency) > 1000:
+        cutoff = time.time() - IDEMPOTENCY_TTL_SECONDS
+        for old in [k for k, v in store.idempotency.items() if v.get("at", 0) < cutoff]:
+            del store.idempotency[old]
 
 
 def serve(emulator, host="127.0.0.1", port=12111):

@@ -6,7 +6,6 @@ each test gets a reset account, its webhook receiver wired in, and the catalog b
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -134,7 +133,8 @@ def stripe_env(stripe_emulator, webhook_receiver):
     env.control("reset")
     env.control("config", {"webhook_url": webhook_receiver.url, "webhook_secret": WEBHOOK_SECRET,
                            "retry_attempts": 3, "retry_backoff_seconds": 0.05,
-                           "legacy_shapes": False})
+                           "legacy_shapes": False, "async_payment_delay_seconds": 3600,
+                           "async_payment_result": "succeeded"})
     env.price_id = ensure_catalog(env.client)
     env.wait_for_webhooks()
     webhook_receiver.clear()
@@ -150,7 +150,3 @@ def wait_until(predicate, timeout=5.0):
             return True
         time.sleep(0.02)
     return predicate()
-
-
-def load_json(data):
-    return json.loads(data) if isinstance(data, (bytes, str)) else data

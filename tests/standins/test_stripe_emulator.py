@@ -96,7 +96,7 @@ def test_shapes_have_every_key_of_stripe_fixtures(stripe_env):
     }
     problems = {}
     for kind, obj in produced.items():
-        assert obj["object"] == kind.split(".")[-1] if kind == "item" else True
+        assert obj["object"] == fixtures[kind]["object"], kind
         expected = set(fixtures[kind]) - REMOVED_IN_CURRENT_API.get(kind, set())
         missing = expected - set(obj)
         if missing:
@@ -249,6 +249,17 @@ def test_delayed_payment(stripe_env, webhook_receiver, result, status):
         f"checkout.session.async_payment_{result}")
     expected_invoice_event = "invoice.paid" if result == "succeeded" else "invoice.payment_failed"
     assert expected_invoice_event in types
+
+
+def test_delayed_payment_settles_on_its_own(stripe_env, webhook_receiver):
+    stripe_env.control("config", {"async_payment_delay_seconds": 0.1,
+                                  "async_payment_result": "failed"})
+    session = stripe_env.checkout()
+    stripe_env.control(f"checkout/{session.id}/pay", {"outcome": "delayed"})
+    assert wait_until(
+        lambda: "checkout.session.async_payment_failed" in webhook_receiver.types())
+    stripe_env.control("config", {"async_payment_delay_seconds": 3600,
+                                  "async_payment_result": "succeeded"})
 
 
 def test_trial_needs_no_payment(stripe_env):
