@@ -1,7 +1,16 @@
 """A license seat: one e-mail address in a subscription, bound to a person on first use.
 
-Seats live in the subscription's partition (row key `seat|<address>`); the user's lookup row in
-UserLicenses is what the license check reads (PRODUCT.md sections 3 and 4).
+Storage contract (PRODUCT.md sections 3 and 4), shared by license management and the license check:
+
+- Seat row, table Subscriptions, partition = subscription id, row key `seat|<normalised address>`:
+  Email, Sequence (int; higher = assigned later; the highest go over quantity first), AssignedAt,
+  AssignedBy, BoundTid/BoundOid ('' until the first matching license check binds it), BoundAt,
+  LastSeenOn ('YYYY-MM-DD', written at most once a day by the license check), OverQuantity (bool).
+  The subscription entity's AssignedCount counts the seat rows; both change in one transaction.
+- Lookup row, table UserLicenses (what the license check reads; one query on the user's partition):
+  partition `oid|<oid>` once bound, `email|<normalised address>` until then; row key = subscription
+  id; Email, TenantId, OverQuantity. Written idempotently after the partition commit; revoking
+  deletes it in the same request, so a revoked user is unlicensed at once.
 """
 
 from __future__ import annotations
@@ -28,19 +37,27 @@ def seat_entity(
 ) -> dict[str, Any]:
     """A new seat. `sequence` orders assignments: the newest seats go over quantity first."""
     email = normalise_address(email)
-    return {
+    at = at or datetime.now(timezone.utc)
+    entity = {
         "PartitionKey": subscription_id,
         "RowKey": SEAT_PREFIX + email,
         "Email": email,
         "Sequence": sequence,
-        "AssignedAt": at or datetime.now(timezone.utc),
+        "AssignedAt": at,
         "AssignedBy": assigned_by,
         "BoundTid": bound_tid,
         "BoundOid": bound_oid,
+        "LastSeenOn": "",
+        "OverQuantity": False,
     }
+    if bound_oid:
+        entity["BoundAt"] = at
+    return entity
 
 
-def license_lookup_row(subscription_id: str, tenant_id: str, email: str, bound_oid: str = "") -> dict[str, Any]:
+def license_lookup_row(
+    subscription_id: str, tenant_id: str, email: str, bound_oid: str = "", over_quantity: bool = False
+) -> dict[str, Any]:
     """The user's own lookup row: by object id once bound, by assigned address until then."""
     partition = f"oid|{bound_oid}" if bound_oid else f"email|{normalise_address(email)}"
     return {
@@ -48,4 +65,5 @@ def license_lookup_row(subscription_id: str, tenant_id: str, email: str, bound_o
         "RowKey": subscription_id,
         "Email": normalise_address(email),
         "TenantId": tenant_id,
+        "OverQuantity": over_quantity,
     }
