@@ -87,7 +87,7 @@ class Settings(BaseModel):
     stripe_secret_key: str = Field(alias="STRIPE_SECRET_KEY", json_schema_extra={"secret": True})
     # Several secrets are accepted at once while the endpoint secret is rotated.
     stripe_webhook_secrets: list[str] = Field(alias="STRIPE_WEBHOOK_SECRETS", json_schema_extra={"secret": True})
-    stripe_api_version: str = Field("2025-10-29.clover", alias="STRIPE_API_VERSION")
+    stripe_api_version: str = Field("2026-10-28.endive", alias="STRIPE_API_VERSION")
     # Empty: Stripe itself. Locally: the emulator.
     stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
     stripe_price_lookup_key: str = Field("securemailmerge_seat_monthly", alias="STRIPE_PRICE_LOOKUP_KEY")

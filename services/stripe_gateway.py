@@ -99,13 +99,14 @@ class StripeGateway:
         )
         if not prices.data:
             raise StripeNotFound(f"no active Stripe price with lookup key {self._settings.stripe_price_lookup_key!r}")
-        price = prices.data[0]
+        price = as_dict(prices.data[0])
         tiers = tuple(
             PriceTier(up_to=t.get("up_to"), unit_amount=int(t.get("unit_amount") or 0)) for t in (price.get("tiers") or [])
         )
         if not tiers:
             tiers = (PriceTier(up_to=None, unit_amount=int(price.get("unit_amount") or 0)),)
-        return SeatPrice(id=price.id, currency=price.currency, interval=(price.get("recurring") or {}).get("interval", "month"), tiers=tiers)
+        interval = (price.get("recurring") or {}).get("interval", "month")
+        return SeatPrice(id=price["id"], currency=price["currency"], interval=interval, tiers=tiers)
 
     # --- checkout ----------------------------------------------------------------------------------
 

@@ -1,0 +1,38 @@
+"""Building test data through the real paths: a purchase is a real Checkout session in the Stripe
+emulator, paid there, and fulfilled by the same `fulfil()` the redirect and the webhook call."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.fulfilment import fulfil
+from services.purchase import start_checkout
+from services.stripe_gateway import StripeGateway
+from services.subscription import Subscription
+from services.web_session import Person
+
+CONTOSO = "11111111-1111-1111-1111-111111111111"
+FABRIKAM = "22222222-2222-2222-2222-222222222222"
+
+
+def person(email: str, tid: str = CONTOSO, oid: str | None = None, name: str | None = None) -> Person:
+    return Person(tid=tid, oid=oid or str(uuid.uuid4()), name=name or email.split("@")[0].title(), email=email)
+
+
+def checkout(stack, buyer: Person, quantity: int = 5, kind: str = "organisation", language: str = "en") -> str:
+    """A Checkout session for `buyer`, not yet paid; returns its id."""
+    url = start_checkout(StripeGateway(stack.settings), stack.settings, buyer, quantity, kind, language, attempt=uuid.uuid4().hex)
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def pay(stack, session_id: str, outcome: str = "paid") -> dict:
+    return stack.emulator_control(f"checkout/{session_id}/pay", {"outcome": outcome})
+
+
+def purchased_subscription(stack, buyer: Person, quantity: int = 5, kind: str = "organisation", language: str = "en") -> Subscription:
+    """Buy and fulfil: what exists after the buyer paid and came back through the redirect."""
+    session_id = checkout(stack, buyer, quantity, kind, language)
+    pay(stack, session_id)
+    result = fulfil(session_id, storage=stack.storage(), stripe=StripeGateway(stack.settings), buyer=(buyer.tid, buyer.oid))
+    assert result.subscription is not None, result.outcome
+    return result.subscription
