@@ -112,29 +112,33 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       // No platform CORS: the app answers CORS for ADDIN_ORIGINS itself, and platform CORS would override it.
+      // The whole app-settings set is replaced on every provision: a setting changed by hand in the portal
+      // is lost, so change settings through parameters (infra/SETTINGS.md).
+      appSettings: [for setting in items(union(operatorSettings, platformSettings)): {
+        name: setting.key
+        value: setting.value
+      }]
     }
   }
+}
 
-  // Replaces the whole app-settings set on every provision: settings changed by hand in the portal are
-  // lost, so change them through parameters (infra/SETTINGS.md).
-  resource appSettings 'config' = {
-    name: 'appsettings'
-    properties: union(operatorSettings, platformSettings)
+// Child resources are top-level declarations with `parent:` rather than nested blocks: pycep-parser (and
+// so checkov and tests/infra) keeps only the last nested child of a resource.
+
+// No FTP and no basic-auth publishing: azd deploys with Entra ID.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
   }
+}
 
-  // No FTP and no basic-auth publishing: azd deploys with Entra ID.
-  resource ftpPublishing 'basicPublishingCredentialsPolicies' = {
-    name: 'ftp'
-    properties: {
-      allow: false
-    }
-  }
-
-  resource scmPublishing 'basicPublishingCredentialsPolicies' = {
-    name: 'scm'
-    properties: {
-      allow: false
-    }
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
   }
 }
 

@@ -25,12 +25,17 @@ param principalId string = ''
 param principalType string = 'User'
 
 // --- operator parameters without a safe default ---------------------------------------------------
+// minLength: azd passes an unset variable as '', which must stop the deployment here, not at app start.
+@minLength(3)
 @description('Support contact named in every e-mail and page footer (SUPPORT_EMAIL).')
 param supportEmail string
 
+@minLength(36)
+@maxLength(36)
 @description('Application (client) id of the Entra app registration (ENTRA_CLIENT_ID).')
 param entraClientId string
 
+@minLength(1)
 @description('Comma-separated accepted token audiences: the API\'s client id and/or App ID URI (API_AUDIENCES).')
 param apiAudiences string
 
@@ -64,6 +69,7 @@ param allowPersonalAccounts string = ''
 param tokenClockSkewSeconds string = ''
 param stripeApiVersion string = ''
 param stripePriceLookupKey string = ''
+param setupReminderMinutes string = ''
 param maxQuantity string = ''
 param graceDays string = ''
 param leaseTtlHours string = ''
@@ -115,6 +121,7 @@ var operatorSettings = {
   TOKEN_CLOCK_SKEW_SECONDS: tokenClockSkewSeconds
   STRIPE_API_VERSION: stripeApiVersion
   STRIPE_PRICE_LOOKUP_KEY: stripePriceLookupKey
+  SETUP_REMINDER_MINUTES: setupReminderMinutes
   MAX_QUANTITY: maxQuantity
   GRACE_DAYS: graceDays
   LEASE_TTL_HOURS: leaseTtlHours
@@ -247,5 +254,5 @@ output AZURE_FUNCTION_NAME string = functionApp.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_COMMUNICATION_SERVICE_NAME string = communication.outputs.name
-output PUBLIC_BASE_URL string = functionApp.outputs.publicBaseUrl
+output SERVICE_API_BASE_URL string = functionApp.outputs.publicBaseUrl
 output MAIL_SENDER string = communication.outputs.senderAddress

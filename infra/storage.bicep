@@ -38,45 +38,52 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     }
   }
 
-  resource blobService 'blobServices' = {
-    name: 'default'
-    properties: {
-      deleteRetentionPolicy: {
-        enabled: true
-        days: 7
-      }
-      containerDeleteRetentionPolicy: {
-        enabled: true
-        days: 7
-      }
-    }
+}
 
-    resource deploymentContainer 'containers' = {
-      name: deploymentContainerName
-      properties: {
-        publicAccess: 'None'
-      }
+// Child resources are top-level declarations with `parent:` rather than nested blocks: pycep-parser (and
+// so checkov and tests/infra) keeps only the last nested child of a resource.
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+    containerDeleteRetentionPolicy: {
+      enabled: true
+      days: 7
     }
   }
+}
 
-  resource queueService 'queueServices' = {
-    name: 'default'
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
   }
+}
 
-  resource tableService 'tableServices' = {
-    name: 'default'
-  }
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: account
+  name: 'default'
 }
 
 // Created here as well as by the app at startup (services/storage.py ensure_created), so the poison
 // queues exist before the first failure and an operator can inspect them right after deployment.
 resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queueName in queueNames: {
-  parent: account::queueService
+  parent: queueService
   name: queueName
 }]
 
 resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [for tableName in tableNames: {
-  parent: account::tableService
+  parent: tableService
   name: tableName
 }]
 
