@@ -6,9 +6,19 @@ module's import path stays small for the license check's cold start.
 
 import azure.functions as func
 
-from handlers import auth, billing, consent, dashboard, health, mail
+from handlers import auth, billing, consent, dashboard, health, mail, outbox, purchase, subscriptions
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (health.bp, mail.bp, billing.bp, auth.bp, dashboard.bp, consent.bp):
+for blueprint in (
+    health.bp,
+    mail.bp,
+    billing.bp,
+    auth.bp,
+    dashboard.bp,
+    consent.bp,
+    purchase.bp,
+    subscriptions.bp,
+    outbox.bp,
+):
     app.register_functions(blueprint)

@@ -48,3 +48,16 @@ def translator(language: str) -> Callable[..., str]:
         return text.format(**values) if values else text
 
     return t
+
+
+_CURRENCY_SYMBOLS = {"eur": "€", "usd": "$", "gbp": "£", "chf": "CHF"}
+
+
+def format_money(amount_minor: int, currency: str, language: str) -> str:
+    """12345, "eur" -> "123.45 €" (en) / "123,45 €" (de); amounts are in the smallest unit."""
+    major, minor = divmod(abs(int(amount_minor)), 100)
+    grouped = f"{major:,}".replace(",", "." if language == "de" else ",")
+    decimal = "," if language == "de" else "."
+    sign = "-" if amount_minor < 0 else ""
+    symbol = _CURRENCY_SYMBOLS.get(currency.lower(), currency.upper())
+    return f"{sign}{grouped}{decimal}{minor:02d} {symbol}"

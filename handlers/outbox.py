@@ -1,0 +1,30 @@
+"""The local mail outbox as a dashboard page (only where mail goes to the outbox, never with ACS)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import azure.functions as func
+
+from handlers.web import NotSignedIn, WebRequest
+from services.i18n import translator
+
+bp = func.Blueprint()
+
+
+@bp.route(route="dev/outbox", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def outbox_page(req: func.HttpRequest) -> func.HttpResponse:
+    web = WebRequest.of(req)
+    t = translator(web.language)
+    # Settings allow an outbox (no ACS endpoint) only in local development; with ACS it does not exist.
+    if web.settings.acs_endpoint:
+        return web.error_page(404, t("error.not_found.title"), t("outbox.disabled"))
+    try:
+        web.require_person()
+    except NotSignedIn:
+        return web.sign_in_redirect()
+    directory = Path(web.settings.mail_outbox_dir)
+    files = sorted(directory.glob("*.json"), reverse=True)[:200] if directory.is_dir() else []
+    mails = [json.loads(p.read_text(encoding="utf-8")) for p in files]
+    return web.render("outbox.html", mails=mails, directory=str(directory))

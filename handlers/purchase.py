@@ -1,0 +1,137 @@
+"""The purchase page, the redirect to Stripe Checkout, and the purchase-completion redirect."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import azure.functions as func
+
+from handlers.web import NotSignedIn, WebRequest, csrf_refused
+from services import bootstrap
+from services.csrf import CsrfRejected
+from services.i18n import format_money, translator
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()
+
+
+def _price_context(web: WebRequest, quantity: int, kind: str):
+    from services.purchase import quote
+
+    price = bootstrap.stripe().seat_price()
+    money = lambda amount: format_money(amount, price.currency, web.language)  # noqa: E731
+    tiers = []
+    lower = 1
+    for tier in price.tiers:
+        tiers.append({"from": lower, "to": tier.up_to, "unit": money(tier.unit_amount)})
+        lower = (tier.up_to or 0) + 1
+    q = quote(price, 1 if kind == "individual" else quantity)
+    return {
+        "tiers": tiers,
+        "quote": q,
+        "unit": money(q.unit_amount),
+        "total": money(q.total),
+        "interval": price.interval,
+    }
+
+
+def _form_page(web: WebRequest, quantity: int, kind: str, error: str | None = None, status: int = 200) -> func.HttpResponse:
+    from services.stripe_gateway import StripeNotFound, StripeUnavailable
+
+    t = translator(web.language)
+    try:
+        prices = _price_context(web, quantity, kind)
+    except (StripeUnavailable, StripeNotFound) as exc:
+        log.error("cannot show prices: %s", exc)
+        return web.error_page(503, t("purchase.unavailable.title"), t("purchase.unavailable.body"))
+    return web.render(
+        "purchase.html",
+        status=status,
+        quantity=quantity,
+        kind=kind,
+        error=error,
+        max_quantity=web.settings.max_quantity,
+        attempt=secrets.token_urlsafe(16),
+        cancelled=web.req.params.get("cancelled") == "1",
+        **prices,
+    )
+
+
+@bp.route(route="purchase", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def purchase_page(req: func.HttpRequest) -> func.HttpResponse:
+    from services.purchase import InvalidPurchase, parse_kind, parse_quantity
+
+    web = WebRequest.of(req)
+    try:
+        web.require_person()
+    except NotSignedIn:
+        return web.sign_in_redirect()
+    web.ensure_session()
+    try:
+        kind = parse_kind(req.params.get("kind"))
+        quantity = parse_quantity(req.params.get("quantity") or "10", kind, web.settings)
+    except InvalidPurchase as exc:
+        return _form_page(web, 10, "organisation", error=str(exc), status=400)
+    return _form_page(web, quantity, kind)
+
+
+@bp.route(route="purchase", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
+    from services.purchase import InvalidPurchase, parse_kind, parse_quantity, start_checkout
+    from services.stripe_gateway import StripeNotFound, StripeUnavailable
+
+    web = WebRequest.of(req)
+    try:
+        buyer = web.require_person()
+    except NotSignedIn:
+        return web.sign_in_redirect()
+    try:
+        web.check_csrf()
+    except CsrfRejected as exc:
+        return csrf_refused(web, exc)
+    form = web.form()
+    try:
+        kind = parse_kind(form.get("kind"))
+        quantity = parse_quantity(form.get("quantity"), kind, web.settings)
+    except InvalidPurchase as exc:
+        return _form_page(web, 10, "organisation", error=str(exc), status=400)
+    attempt = form.get("attempt") or secrets.token_urlsafe(16)
+    try:
+        url = start_checkout(bootstrap.stripe(), web.settings, buyer, quantity, kind, web.language, attempt[:64])
+    except (StripeUnavailable, StripeNotFound) as exc:
+        log.error("checkout could not be started: %s", exc)
+        t = translator(web.language)
+        return web.error_page(503, t("purchase.unavailable.title"), t("purchase.unavailable.body"))
+    return web.redirect(url)
+
+
+@bp.route(route="purchase/complete", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def purchase_complete(req: func.HttpRequest) -> func.HttpResponse:
+    from services.fulfilment import Outcome, fulfil
+    from services.stripe_gateway import StripeUnavailable
+
+    web = WebRequest.of(req)
+    t = translator(web.language)
+    try:
+        buyer = web.require_person()
+    except NotSignedIn:
+        return web.sign_in_redirect()
+    session_id = (req.params.get("session_id") or "").strip()
+    if not session_id or len(session_id) > 255:
+        return web.error_page(400, t("complete.unknown.title"), t("complete.unknown.body"))
+    try:
+        result = fulfil(session_id, storage=bootstrap.storage(), stripe=bootstrap.stripe(), buyer=(buyer.tid, buyer.oid))
+    except StripeUnavailable:
+        return web.error_page(503, t("purchase.unavailable.title"), t("complete.retry"))
+    if result.outcome is Outcome.FULFILLED and result.subscription is not None:
+        return web.redirect(f"/api/subscriptions/{result.subscription.id}/setup")
+    pages = {
+        Outcome.PENDING_PAYMENT: (200, "complete.pending"),
+        Outcome.NOT_COMPLETE: (400, "complete.not_paid"),
+        Outcome.UNKNOWN: (404, "complete.unknown"),
+        Outcome.FOREIGN: (403, "complete.foreign"),
+        Outcome.NOT_OURS: (400, "complete.unknown"),
+    }
+    status, key = pages[result.outcome]
+    return web.error_page(status, t(f"{key}.title"), t(f"{key}.body"))

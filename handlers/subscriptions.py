@@ -1,0 +1,79 @@
+"""A subscription's overview page and its setup checklist (PRODUCT.md capability 1)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import azure.functions as func
+
+from handlers.web import NotSignedIn, WebRequest
+from services import access, bootstrap, consent, subscription_store
+from services.i18n import translator
+from services.subscription import Subscription
+
+bp = func.Blueprint()
+
+ADMIN_CENTER_INTEGRATED_APPS = "https://admin.microsoft.com/#/Settings/IntegratedApps"
+
+
+def _subscription_for(web: WebRequest, subscription_id: str, permission: str) -> Subscription | func.HttpResponse:
+    """The subscription if the signed-in person may see it; otherwise the page to answer with.
+
+    Someone without access gets the same 404 as for an unknown id: ids are not confirmed to strangers.
+    """
+    t = translator(web.language)
+    try:
+        person = web.require_person()
+    except NotSignedIn:
+        return web.sign_in_redirect()
+    subscription = subscription_store.load(bootstrap.storage(), subscription_id) if len(subscription_id) < 100 else None
+    if subscription is None or not access.can(subscription, person, permission):
+        return web.error_page(404, t("error.not_found.title"), t("subscription.not_found"))
+    return subscription
+
+
+def checklist(subscription: Subscription) -> list[dict]:
+    """The setup steps in PRODUCT.md's order; `done` where the server can tell."""
+    sid = subscription.id
+    return [
+        {"key": "assign", "done": subscription.assigned_count > 0, "link": f"/api/subscriptions/{sid}/licenses"},
+        {"key": "install", "done": False, "link": ADMIN_CENTER_INTEGRATED_APPS},
+        {"key": "consent", "done": consent.granted(bootstrap.storage(), subscription.tenant_id) is not None, "link": "/api/consent"},
+        {"key": "delegates", "done": False, "link": None},
+    ]
+
+
+@bp.route(route="subscriptions/{subscription_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def subscription_page(req: func.HttpRequest) -> func.HttpResponse:
+    web = WebRequest.of(req)
+    found = _subscription_for(web, req.route_params["subscription_id"], access.SUBSCRIPTION_VIEW)
+    if isinstance(found, func.HttpResponse):
+        return found
+    grace_days = web.settings.grace_days
+    steps = checklist(found)
+    grace = found.grace_ends_at(grace_days)
+    return web.render(
+        "subscription.html",
+        subscription=found,
+        state=found.license_state(grace_days).value,
+        grace_until=grace.strftime("%Y-%m-%d") if grace else None,
+        checklist_done=steps[0]["done"] and steps[2]["done"],
+    )
+
+
+@bp.route(route="subscriptions/{subscription_id}/setup", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def setup_page(req: func.HttpRequest) -> func.HttpResponse:
+    web = WebRequest.of(req)
+    found = _subscription_for(web, req.route_params["subscription_id"], access.SUBSCRIPTION_VIEW)
+    if isinstance(found, func.HttpResponse):
+        return found
+    if found.setup_seen_at is None and access.can(found, web.person, access.OWNER):
+        # The owner has seen the checklist: no "finish setup" reminder mail is needed any more.
+        now = datetime.now(timezone.utc)
+        subscription_store.update(
+            bootstrap.storage(),
+            found.id,
+            lambda current: None if current.setup_seen_at else (replace(current, setup_seen_at=now), []),
+        )
+    return web.render("setup.html", subscription=found, steps=checklist(found))
