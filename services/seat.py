@@ -11,14 +11,33 @@ Storage contract (PRODUCT.md sections 3 and 4), shared by license management and
   partition `oid|<oid>` once bound, `email|<normalised address>` until then; row key = subscription
   id; Email, TenantId, OverQuantity. Written idempotently after the partition commit; revoking
   deletes it in the same request, so a revoked user is unlicensed at once.
+- Seats written by license management also carry RequestId (the assigning request, so a retried
+  request is recognised) and, for bulk changes, ReservationId.
+- Status is derived, never stored (`seat_status`): the subscription's license state first
+  (expired, suspended), then the seat's OverQuantity flag, then bound (active) or not (pending).
+- Reservation row (bulk changes over one transaction, PRODUCT.md section 4), same partition, row key
+  `reservation|<request id>`: Count, SequenceStart, Emails_NN (newline-joined chunks), CreatedAt,
+  Actor*; deleted when the bulk change is complete.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.subscription import Subscription
 
 SEAT_PREFIX = "seat|"
+# The row-key range of all seats: '}' sorts right after '|'.
+SEAT_RANGE_END = "seat}"
+
+PENDING = "pending"
+ACTIVE = "active"
+SUSPENDED = "suspended"
+EXPIRED = "expired"
+OVER_QUANTITY = "over_quantity"
+STATUSES = (PENDING, ACTIVE, SUSPENDED, EXPIRED, OVER_QUANTITY)
 
 
 def normalise_address(address: str) -> str:
@@ -67,3 +86,22 @@ def license_lookup_row(
         "TenantId": tenant_id,
         "OverQuantity": over_quantity,
     }
+
+
+def subscription_seat_status(subscription: "Subscription", grace_days: int) -> str | None:
+    """The status every seat has because of the subscription (expired, suspended), else None."""
+    from services.subscription import LicenseState
+
+    state = subscription.license_state(grace_days)
+    if state is LicenseState.EXPIRED:
+        return EXPIRED
+    if state is LicenseState.SUSPENDED:
+        return SUSPENDED
+    return None  # ACTIVE, PAST_DUE_GRACE and PENDING_PAYMENT keep seats active/pending
+
+
+def seat_status(seat: dict[str, Any], subscription: "Subscription", grace_days: int) -> str:
+    """pending | active | suspended | expired | over_quantity (PRODUCT.md capability 3)."""
+    return subscription_seat_status(subscription, grace_days) or (
+        OVER_QUANTITY if seat.get("OverQuantity") else ACTIVE if seat.get("BoundOid") else PENDING
+    )

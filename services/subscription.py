@@ -70,6 +70,8 @@ class Subscription:
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     updated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     setup_seen_at: datetime | None = None
+    # Highest seat Sequence handed out (services.seats): newer seats go over quantity first.
+    seat_sequence: int = 0
     etag: str | None = field(default=None, compare=False)
 
     # --- meaning ------------------------------------------------------------------------------
