@@ -17,7 +17,7 @@ def local_values(**overrides: Any) -> dict[str, str]:
         "SESSION_SECRET": "local-dev-only-0123456789abcdef0123456789abcdef",
         "ENTRA_CLIENT_ID": LOCAL_CLIENT_ID,
         "ENTRA_CLIENT_SECRET": "local-dev-only-client-secret",
-        "ENTRA_AUTHORITY": "https://localhost:5443/organizations",
+        "ENTRA_AUTHORITY": "https://localhost:7443/organizations",
         "API_AUDIENCES": f"api://localhost:7071/{LOCAL_CLIENT_ID},{LOCAL_CLIENT_ID}",
         "STRIPE_SECRET_KEY": "sk_test_local-dev-only",
         "STRIPE_WEBHOOK_SECRETS": "whsec_local-dev-only",

@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine:
+#   make run    install what is needed, start storage, the local stand-ins and the app; print the URL
+#   make test   install what is needed and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test setup browser checkov benchmarks clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Browser tests drive Debian's Chromium (a test tool's own browser download cannot work offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# checkov pins old versions of common packages: it gets a virtual environment of its own.
+checkov:
+	scripts/checkov.sh --setup
+
+run: setup
+	$(PY) -m local_stack
+
+test: setup browser checkov
+	$(PY) -m pytest
+
+benchmarks: setup
+	$(PY) benchmarks/cold_start.py
+
+clean:
+	rm -rf .data .outbox
