@@ -112,9 +112,18 @@ class WebRequest:
 
     def form(self) -> dict[str, str]:
         if not hasattr(self, "_form"):
-            body = self.req.get_body().decode("utf-8", errors="replace")
-            self._form = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
+            if self.req.headers.get("Content-Type", "").lower().startswith("multipart/form-data"):
+                self._form, self._files = _multipart(self.req.headers["Content-Type"], self.req.get_body())
+            else:
+                body = self.req.get_body().decode("utf-8", errors="replace")
+                self._form = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
+                self._files = {}
         return self._form
+
+    def files(self) -> dict[str, tuple[str, bytes]]:
+        """Uploaded files of a multipart form: field name -> (file name, content)."""
+        self.form()
+        return self._files
 
     def check_csrf(self) -> None:
         """Raise CsrfRejected unless the POST carries this session's token from our own origin."""
@@ -168,6 +177,31 @@ class WebRequest:
         if self._issue_cookie and self.session is not None:
             response.headers.add("Set-Cookie", cookie_header(self.settings, self.session.id))
         return response
+
+
+def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    """Fields and files of a multipart/form-data body (RFC 7578), parsed by the stdlib."""
+    from email import policy
+    from email.parser import BytesParser
+
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1", errors="replace") + b"\r\n\r\n" + body
+    )
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    if not message.is_multipart():
+        return fields, files
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        content = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            files[name] = (filename, content)
+        else:
+            fields[name] = content.decode(part.get_content_charset() or "utf-8", errors="replace")
+    return fields, files
 
 
 def _cookies(req: func.HttpRequest) -> dict[str, str]:
