@@ -6,7 +6,7 @@ module's import path stays small for the license check's cold start.
 
 import azure.functions as func
 
-from handlers import auth, billing, consent, dashboard, health, mail, outbox, purchase, subscriptions
+from handlers import auth, billing, consent, dashboard, health, license, mail, outbox, purchase, subscriptions
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -20,5 +20,6 @@ for blueprint in (
     purchase.bp,
     subscriptions.bp,
     outbox.bp,
+    license.bp,
 ):
     app.register_functions(blueprint)

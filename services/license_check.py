@@ -1,0 +1,276 @@
+"""The license check: which license a signed-in person holds, and binding a seat on first use.
+
+Rules (PRODUCT.md sections 3 and 4; storage contract in services/seat.py):
+
+- A person is (`tid`, `oid`) from a validated token. Steady state is ONE query on the person's lookup
+  partition `oid|<oid>` plus the subscriptions it names (cached per instance for at most 60 s).
+- Only when that yields nothing valid are the `email|<address>` partitions of the token's sign-in
+  addresses (`preferred_username`, `upn`, `email`, `unique_name`) queried: first use. A seat found there
+  is bound to (`tid`, `oid`) only when the token's `tid` is the subscription's tenant; a token from
+  another tenant claiming the address gets NO_LICENSE and a log line naming ids only.
+- Binding updates the seat row under its ETag, so of two people checking at once only the first binds;
+  then the `oid|` lookup row is written and the `email|` one deleted. Afterwards the seat row is read
+  once more: if it was revoked meanwhile, the new lookup row is removed again.
+- A person with seats in several subscriptions gets the best, ranked by `RANK`.
+- The only other write: the seat's LastSeenOn, at most once a day (also kept on the lookup row, so the
+  steady state need not read the seat row to know it is due).
+
+Storage errors are not caught here: the handler answers 503, never a wrong NO_LICENSE.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from services.identity import Principal
+from services.seat import SEAT_PREFIX, license_lookup_row, normalise_address
+from services.storage import SUBSCRIPTIONS, USER_LICENSES, Storage
+from services.subscription import LicenseState, Subscription
+from services.subscription_cache import SubscriptionCache
+
+log = logging.getLogger(__name__)
+
+
+class Code(str, Enum):
+    """What the add-in is told. `valid` is separate: it keeps working in grace."""
+
+    VALID = "VALID"
+    PAST_DUE_GRACE = "PAST_DUE_GRACE"
+    OVER_QUANTITY = "OVER_QUANTITY"
+    PENDING_PAYMENT = "PENDING_PAYMENT"
+    SUSPENDED = "SUSPENDED"
+    EXPIRED = "EXPIRED"
+    NO_LICENSE = "NO_LICENSE"
+
+    @property
+    def valid(self) -> bool:
+        return self in (Code.VALID, Code.PAST_DUE_GRACE)
+
+
+# Best first. Valid beats invalid; among invalid ones, the code that a person can most easily fix
+# (an admin lowering assignments, a payment) beats the ones that need a new purchase.
+RANK = (
+    Code.VALID,
+    Code.PAST_DUE_GRACE,
+    Code.OVER_QUANTITY,
+    Code.PENDING_PAYMENT,
+    Code.SUSPENDED,
+    Code.EXPIRED,
+    Code.NO_LICENSE,
+)
+_RANK_OF = {code: index for index, code in enumerate(RANK)}
+
+# Seat status per code, as the license list shows it (PRODUCT.md capability 3).
+_SEAT_STATUS = {
+    Code.VALID: "active",
+    Code.PAST_DUE_GRACE: "active",
+    Code.PENDING_PAYMENT: "active",
+    Code.OVER_QUANTITY: "over_quantity",
+    Code.SUSPENDED: "suspended",
+    Code.EXPIRED: "expired",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    code: Code
+    subscription: Subscription | None = None
+    email: str | None = None
+    expires_at: datetime | None = None
+    lease_not_after: datetime | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.code.valid
+
+    @property
+    def seat_status(self) -> str | None:
+        return _SEAT_STATUS.get(self.code) if self.subscription is not None else None
+
+    def better_than(self, other: "Decision") -> bool:
+        return _RANK_OF[self.code] < _RANK_OF[other.code]
+
+
+NO_LICENSE = Decision(Code.NO_LICENSE)
+
+
+def decide(subscription: Subscription, email: str, over_quantity: bool, grace_days: int,
+           now: datetime) -> Decision:
+    """The code of one bound seat in `subscription`."""
+    state = subscription.license_state(grace_days, now)
+    if state is LicenseState.EXPIRED:
+        code = Code.EXPIRED
+    elif state is LicenseState.SUSPENDED:
+        code = Code.SUSPENDED
+    elif state is LicenseState.PENDING_PAYMENT:
+        code = Code.PENDING_PAYMENT
+    elif over_quantity:
+        code = Code.OVER_QUANTITY
+    elif state is LicenseState.PAST_DUE_GRACE:
+        code = Code.PAST_DUE_GRACE
+    else:
+        code = Code.VALID
+    return Decision(code, subscription, email, subscription.license_expires_at(grace_days),
+                    lease_not_after(subscription, grace_days))
+
+
+def lease_not_after(subscription: Subscription, grace_days: int) -> datetime | None:
+    """A lease never outlives the paid period plus grace (or the grace already running)."""
+    grace_end = subscription.grace_ends_at(grace_days)
+    if grace_end is not None:
+        return grace_end
+    if subscription.current_period_end is not None:
+        return subscription.current_period_end + timedelta(days=grace_days)
+    return None
+
+
+class LicenseChecker:
+    """One per process: holds the subscription cache and the last-seen memo."""
+
+    def __init__(self, cache: SubscriptionCache, grace_days: int):
+        self.cache = cache
+        self.grace_days = grace_days
+        # (oid, subscription id) -> day last written, so a failed lookup-row write cannot cause a
+        # seat write on every check of the day.
+        self._seen: dict[tuple[str, str], str] = {}
+        self._seen_lock = threading.Lock()
+
+    def check(self, storage: Storage, principal: Principal, now: datetime | None = None) -> Decision:
+        now = now or datetime.now(timezone.utc)
+        best = NO_LICENSE
+        bound_ids = set()
+        for row in _partition(storage, f"oid|{principal.oid}"):
+            bound_ids.add(row["RowKey"])
+            decision = self._bound(storage, principal, row, now)
+            if decision.better_than(best):
+                best = decision
+        if best.valid:
+            return best
+        # First use (or a new assignment to an address of someone already bound elsewhere).
+        for address in sorted(principal.sign_in_addresses()):
+            for row in _partition(storage, f"email|{address}"):
+                if row["RowKey"] in bound_ids:
+                    continue
+                decision = self._bind(storage, principal, row, now)
+                if decision.better_than(best):
+                    best = decision
+        return best
+
+    # --- steady state -----------------------------------------------------------------------------
+
+    def _bound(self, storage: Storage, principal: Principal, row: dict[str, Any], now: datetime) -> Decision:
+        subscription = self.cache.get(storage, row["RowKey"])
+        if subscription is None:
+            return NO_LICENSE
+        if not _same_tenant(subscription, principal):
+            # Bound rows are only written for the subscription's tenant; this one was not.
+            log.warning("license check: oid lookup row of subscription %s names another tenant than "
+                        "token tenant %s (oid %s); ignored", subscription.id, principal.tid, principal.oid)
+            return NO_LICENSE
+        email = row.get("Email", "")
+        decision = decide(subscription, email, bool(row.get("OverQuantity")), self.grace_days, now)
+        self._touch(storage, principal, subscription.id, email, row.get("LastSeenOn"), now)
+        return decision
+
+    def _touch(self, storage: Storage, principal: Principal, subscription_id: str, email: str,
+               last_seen: str | None, now: datetime) -> None:
+        """Write LastSeenOn at most once a day: seat row first (what the license list shows)."""
+        today = now.date().isoformat()
+        memo_key = (principal.oid, subscription_id)
+        if last_seen == today or self._seen.get(memo_key) == today:
+            return
+        with self._seen_lock:
+            if len(self._seen) > 100_000:
+                self._seen.clear()
+            self._seen[memo_key] = today
+        seat_key = SEAT_PREFIX + normalise_address(email)
+        try:
+            storage.table(SUBSCRIPTIONS).update_entity(
+                {"PartitionKey": subscription_id, "RowKey": seat_key, "LastSeenOn": today}, mode=UpdateMode.MERGE
+            )
+            storage.table(USER_LICENSES).update_entity(
+                {"PartitionKey": f"oid|{principal.oid}", "RowKey": subscription_id, "LastSeenOn": today},
+                mode=UpdateMode.MERGE,
+            )
+        except ResourceNotFoundError:
+            pass  # revoked meanwhile: nothing to record
+
+    # --- first use ---------------------------------------------------------------------------------
+
+    def _bind(self, storage: Storage, principal: Principal, row: dict[str, Any], now: datetime) -> Decision:
+        subscription_id = row["RowKey"]
+        subscription = self.cache.get(storage, subscription_id)
+        if subscription is None:
+            return NO_LICENSE
+        if not _same_tenant(subscription, principal):
+            # Someone from another tenant claims an assigned address: never bound, never revealed.
+            log.warning("license check: token tenant %s (oid %s) matches an address assigned in subscription "
+                        "%s of another tenant; not bound", principal.tid, principal.oid, subscription.id)
+            return NO_LICENSE
+        address = normalise_address(row.get("Email") or row["PartitionKey"].removeprefix("email|"))
+        seat = self._claim_seat(storage, principal, subscription_id, address, now)
+        if seat is None:
+            return NO_LICENSE
+        over_quantity = bool(seat.get("OverQuantity"))
+        lookup = license_lookup_row(subscription_id, subscription.tenant_id, address, principal.oid, over_quantity)
+        lookup["LastSeenOn"] = now.date().isoformat()
+        storage.upsert(USER_LICENSES, lookup)
+        storage.delete(USER_LICENSES, f"email|{address}", subscription_id)
+        # A revoke that ran between our claim and the lookup write would leave our row behind.
+        after = storage.get(SUBSCRIPTIONS, subscription_id, SEAT_PREFIX + address)
+        if after is None or after.get("BoundOid") != principal.oid:
+            storage.delete(USER_LICENSES, f"oid|{principal.oid}", subscription_id)
+            return NO_LICENSE
+        log.info("license check: seat in subscription %s bound to oid %s (tenant %s)",
+                 subscription_id, principal.oid, principal.tid)
+        return decide(subscription, address, over_quantity, self.grace_days, now)
+
+    def _claim_seat(self, storage: Storage, principal: Principal, subscription_id: str, address: str,
+                    now: datetime) -> dict[str, Any] | None:
+        """The seat bound to this person (binding it now if free), or None."""
+        seat_key = SEAT_PREFIX + address
+        for _ in range(2):
+            seat = storage.get(SUBSCRIPTIONS, subscription_id, seat_key)
+            if seat is None:
+                return None  # revoked; its lookup row is going or gone
+            bound_oid = seat.get("BoundOid") or ""
+            if bound_oid == principal.oid and (seat.get("BoundTid") or "").lower() == principal.tid:
+                return seat  # bound by an earlier check that stopped before writing the lookup row
+            if bound_oid:
+                log.warning("license check: seat in subscription %s is bound to another person; oid %s "
+                            "(tenant %s) not bound", subscription_id, principal.oid, principal.tid)
+                return None
+            patch = {
+                "PartitionKey": subscription_id,
+                "RowKey": seat_key,
+                "BoundTid": principal.tid,
+                "BoundOid": principal.oid,
+                "BoundAt": now,
+                "LastSeenOn": now.date().isoformat(),
+            }
+            try:
+                storage.table(SUBSCRIPTIONS).update_entity(
+                    patch, mode=UpdateMode.MERGE, etag=seat.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue  # someone else changed it first: look again
+            return {**seat, **patch}
+        return None
+
+
+def _partition(storage: Storage, partition_key: str) -> list[dict[str, Any]]:
+    return list(storage.table(USER_LICENSES).query_entities("PartitionKey eq @pk", parameters={"pk": partition_key}))
+
+
+def _same_tenant(subscription: Subscription, principal: Principal) -> bool:
+    return bool(subscription.tenant_id) and subscription.tenant_id.lower() == principal.tid.lower()
