@@ -12,7 +12,7 @@ from functools import lru_cache
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import azure.functions as func
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -32,9 +32,21 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "form-action 'self' https:; frame-ancestors 'none'; base-uri 'none'",
 }
+# Forms may post to us and be redirected on to Stripe's hosted pages (checkout, billing portal).
+STRIPE_PAGES = "https://checkout.stripe.com https://billing.stripe.com"
+
+
+def content_security_policy(settings: Settings) -> str:
+    form_targets = f"'self' {STRIPE_PAGES}"
+    if settings.stripe_api_base:
+        # Where the configured Stripe API serves its hosted pages (the emulator, locally).
+        parts = urlsplit(settings.stripe_api_base)
+        form_targets += f" {parts.scheme}://{parts.netloc}"
+    return (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        f"form-action {form_targets}; frame-ancestors 'none'; base-uri 'none'"
+    )
 
 
 @lru_cache(maxsize=1)
@@ -172,6 +184,7 @@ class WebRequest:
     def _finish(self, response: func.HttpResponse) -> func.HttpResponse:
         for name, value in PAGE_HEADERS.items():
             response.headers[name] = value
+        response.headers["Content-Security-Policy"] = content_security_policy(self.settings)
         if self._expire_cookie:
             response.headers.add("Set-Cookie", cookie_header(self.settings, "", expire=True))
         if self._issue_cookie and self.session is not None:

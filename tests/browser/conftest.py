@@ -52,10 +52,10 @@ def sign_in(page, stack, username: str, next_path: str = "/api/dashboard") -> No
 
 
 def identity_user(stack, username: str):
-    """The identity provider's user record (tid, oid, ...) for `username`."""
+    """The identity provider's user record (tenant_id, oid, name, ...) for `username`."""
     from standins.identity_provider.client import list_users
 
-    for user in list_users(stack.identity_provider.url):
+    for user in list_users(stack.identity_provider.url, verify=str(stack.identity_provider.ca_bundle)):
         if username in (user.get("preferred_username"), user.get("email")):
             return user
     raise LookupError(username)
