@@ -6,7 +6,7 @@ module's import path stays small for the license check's cold start.
 
 import azure.functions as func
 
-from handlers import auth, billing, consent, dashboard, health, license, mail, outbox, purchase, subscriptions
+from handlers import auth, billing, consent, dashboard, health, license, licenses, mail, outbox, purchase, subscriptions
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -21,5 +21,6 @@ for blueprint in (
     subscriptions.bp,
     outbox.bp,
     license.bp,
+    licenses.bp,
 ):
     app.register_functions(blueprint)
