@@ -9,8 +9,14 @@ Storage contract (PRODUCT.md sections 3 and 4), shared by license management and
   The subscription entity's AssignedCount counts the seat rows; both change in one transaction.
 - Lookup row, table UserLicenses (what the license check reads; one query on the user's partition):
   partition `oid|<oid>` once bound, `email|<normalised address>` until then; row key = subscription
-  id; Email, TenantId, OverQuantity. Written idempotently after the partition commit; revoking
-  deletes it in the same request, so a revoked user is unlicensed at once.
+  id; Email, TenantId, OverQuantity, LastSeenOn (optional; the license check keeps the seat's date here
+  too, so it knows without reading the seat row that the daily write is due). Written idempotently
+  after the partition commit; revoking deletes it in the same request, so a revoked user is unlicensed
+  at once.
+- Binding (services/license_check.py): the first matching check sets BoundTid/BoundOid/BoundAt on the
+  seat row under the seat's ETag, then writes the `oid|` lookup row and deletes the `email|` one. A
+  revoke therefore deletes the seat row under the ETag it read (or deletes both the `oid|<BoundOid>` and
+  the `email|` lookup rows), so a binding racing with it cannot leave a lookup row behind.
 - Seats written by license management also carry RequestId (the assigning request, so a retried
   request is recognised) and, for bulk changes, ReservationId.
 - Status is derived, never stored (`seat_status`): the subscription's license state first
