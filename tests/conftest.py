@@ -86,6 +86,17 @@ class Stack:
             return json.loads(response.read() or b"null")
 
 
+    def emulator_get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.stripe_emulator.url}/_emulator/{path}", timeout=10) as response:
+            return json.loads(response.read())
+
+    def settle(self, timeout: float = 30) -> None:
+        """Wait until the emulator has delivered its webhooks and the app has applied them."""
+        self.emulator_control("webhooks/wait", {"timeout": timeout})
+        queue = self.storage().queue("stripe-events")
+        wait_for(lambda: queue.get_queue_properties().approximate_message_count == 0, timeout=timeout, message="stripe-events drained")
+
+
 def app_values(azurite: Azurite, identity_provider, stripe_emulator, outbox_dir: Path, base_url: str, **overrides: Any) -> dict[str, str]:
     """Every setting the app reads, pointed at the test stack; unset ones are '' so that a
     developer's local.settings.json cannot leak into the tests."""
