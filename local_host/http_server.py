@@ -47,6 +47,9 @@ class InFlight:
 class FunctionsHttpServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck function must not keep the process alive at exit
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a burst of parallel clients (as the Functions
+    # front end would accept) got connection resets instead of waiting their turn.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], routes: RouteTable, invoker: Invoker) -> None:
         super().__init__(address, _Handler)
