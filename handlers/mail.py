@@ -5,8 +5,6 @@ from __future__ import annotations
 import azure.functions as func
 
 from services import bootstrap
-from services.mail.delivery import deliver
-from services.mail.senders import sender_for
 from services.storage import OUTBOUND_EMAIL_QUEUE
 
 bp = func.Blueprint()
@@ -14,5 +12,9 @@ bp = func.Blueprint()
 
 @bp.queue_trigger(arg_name="msg", queue_name=OUTBOUND_EMAIL_QUEUE, connection="AzureWebJobsStorage")
 def send_email(msg: func.QueueMessage) -> None:
+    # Rendering (Jinja2) and the ACS client load here, not at cold start.
+    from services.mail.delivery import deliver
+    from services.mail.senders import sender_for
+
     settings = bootstrap.settings()
     deliver(msg.get_body(), storage=bootstrap.storage(), sender=sender_for(settings), settings=settings)

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import azure.functions as func
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services import bootstrap
 from services.csrf import CsrfRejected, check
@@ -50,7 +49,10 @@ def content_security_policy(settings: Settings) -> str:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> Environment:
+def _environment():
+    # Imported here: pages need Jinja2, the license check's cold start does not.
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     return Environment(loader=FileSystemLoader(PAGES_DIR), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
 

@@ -1,0 +1,277 @@
+"""Benchmark of GET /api/license through HTTP on the local host against Azurite.
+
+    .venv/bin/python benchmarks/license_check.py [--seconds 5] [--users 64]
+
+Starts its own Azurite (in memory), identity provider and two local hosts running the real app:
+- a timing host wired straight to Azurite: checks per second and p50/p99 latency at 1, 16 and 64
+  concurrent clients (each client its own user and keep-alive connection), next to the same numbers
+  for a raw Azurite point read (azure-data-tables `get_entity`) measured in the same run;
+- a counting host whose table endpoint goes through a small proxy that counts every HTTP request it
+  forwards to Azurite: storage calls per check, counted per table, for steady-state checks and for
+  first checks (which bind a seat).
+
+The per-user rate limit is raised for the run (LICENSE_RATE_LIMIT_PER_MINUTE): every client checks
+as fast as it can. The numbers describe this machine and the local host (one Python process, threads),
+not Azure; what carries over is the ratio of a check to the one storage read it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from azure.data.tables import TableServiceClient  # noqa: E402
+
+from local_host import launch as launch_host  # noqa: E402
+from local_host.azurite import connection_string, start_azurite  # noqa: E402
+from services import subscription_store  # noqa: E402
+from services.settings import load_settings  # noqa: E402
+from services.storage import SUBSCRIPTIONS, Storage  # noqa: E402
+from services.subscription import SUBSCRIPTION_ROW, Subscription  # noqa: E402
+from standins.identity_provider import client as idp  # noqa: E402
+from standins.identity_provider import launch as launch_identity_provider  # noqa: E402
+from standins.identity_provider.directory import CONTOSO_ID  # noqa: E402
+from tests.conftest import app_values  # noqa: E402
+from tests.license_fixtures import assign  # noqa: E402
+
+CONCURRENCY = (1, 16, 64)
+_REQUEST_LINE = re.compile(rb"^([A-Z]+) /[^/ ]+/([A-Za-z]+)")
+
+
+class CountingProxy:
+    """TCP relay in front of Azurite's table port that counts the HTTP requests passing through."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.counts)
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self._server.accept()
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._relay, args=(upstream, client), daemon=True).start()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket) -> None:
+        buffer = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip())
+                while len(buffer) < length:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                body, buffer = buffer[:length], buffer[length:]
+                match = _REQUEST_LINE.match(head)
+                key = f"{match.group(1).decode()} {match.group(2).decode()}" if match else "other"
+                with self._lock:
+                    self.counts[key] += 1
+                upstream.sendall(head + b"\r\n\r\n" + body)
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+
+    @staticmethod
+    def _relay(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            target.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def run_load(concurrency: int, seconds: float, work) -> dict:
+    """`work(client_index, session)` repeatedly from `concurrency` threads; latencies in ms."""
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    failures = Counter()
+    deadline = time.perf_counter() + seconds
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            outcome = work(index, session)
+            if outcome is not True:
+                failures[str(outcome)] += 1
+                continue
+            latencies[index].append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(client, range(concurrency)))
+    elapsed = time.perf_counter() - started
+    flat = [v for per_client in latencies for v in per_client]
+    return {
+        "per_second": len(flat) / elapsed,
+        "p50": percentile(flat, 0.50) if flat else float("nan"),
+        "p99": percentile(flat, 0.99) if flat else float("nan"),
+        "count": len(flat),
+        "failures": dict(failures),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each load step")
+    parser.add_argument("--users", type=int, default=64, help="licensed users (one per client)")
+    parser.add_argument("--count-checks", type=int, default=200, help="steady-state checks to count storage calls of")
+    args = parser.parse_args()
+
+    work_dir = Path(tempfile.mkdtemp(prefix="license-bench-"))
+    azurite = start_azurite(in_memory=True)
+    provider = launch_identity_provider(port=0, cert_dir=work_dir / "certs")
+    hosts = []
+    try:
+        proxy = CountingProxy(azurite.table_port)
+        stripe_unused = SimpleNamespace(url="http://127.0.0.1:9")  # the license check never calls Stripe
+
+        def start(table_port: int):
+            port = free_port()
+            env = app_values(azurite, provider, stripe_unused, work_dir / "outbox", f"http://localhost:{port}",
+                             LICENSE_RATE_LIMIT_PER_MINUTE=str(10**9))
+            env["AzureWebJobsStorage"] = connection_string(azurite.blob_port, azurite.queue_port, table_port)
+            host = launch_host(REPO_ROOT, env=env, port=port)
+            hosts.append(host)
+            return host.url, load_settings(env)
+
+        timing_url, settings = start(azurite.table_port)
+        counting_url, _ = start(proxy.port)
+
+        # One active subscription with a seat per user; tokens issued once (the add-in reuses its token).
+        storage = Storage(settings)
+        storage.ensure_created()
+        subscription_id = "sub_benchmark"
+        subscription_store.create(storage, Subscription(
+            id=subscription_id, kind="organisation", status="active", quantity=args.users + 50, assigned_count=0,
+            tenant_id=CONTOSO_ID, owner_tid=CONTOSO_ID, owner_oid="10000000-0000-4000-8000-000000000001",
+            owner_email="admin@contoso.example", owner_name="Contoso Admin", language="en",
+            stripe_customer_id="", checkout_session_id="cs_benchmark",
+            current_period_end=datetime.now(timezone.utc) + timedelta(days=20)))
+        verify = str(provider.ca_bundle)
+
+        def licensed_user(n: int) -> str:
+            address = f"bench-{n}@contoso.example"
+            user = idp.add_user(provider.url, CONTOSO_ID, f"Bench {n}", address, verify=verify)
+            assign(storage, subscription_id, address)
+            return idp.issue_token(provider.url, user["oid"], audience=settings.api_audiences[0],
+                                   scope="access_as_user", verify=verify)
+
+        tokens = [licensed_user(n) for n in range(args.users)]
+        first_use_tokens = [licensed_user(args.users + n) for n in range(20)]
+
+        def check(url: str, token: str, session: requests.Session):
+            response = session.get(f"{url}/api/license", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            if response.status_code != 200:
+                return response.status_code
+            return True if response.json()["code"] == "VALID" else response.json()["code"]
+
+        # Warm up both hosts: first checks bind the seats, fill the caches, write today's last-seen.
+        with requests.Session() as session:
+            for url in (timing_url, counting_url):
+                for token in tokens:
+                    assert check(url, token, session) is True
+
+        # --- storage calls per check, counted ------------------------------------------------------
+        with requests.Session() as session:
+            before = proxy.snapshot()
+            for i in range(args.count_checks):
+                assert check(counting_url, tokens[i % len(tokens)], session) is True
+            steady = proxy.snapshot() - before
+            before = proxy.snapshot()
+            for token in first_use_tokens:
+                assert check(counting_url, token, session) is True
+            first_use = proxy.snapshot() - before
+
+        # --- throughput and latency ---------------------------------------------------------------
+        table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(SUBSCRIPTIONS)
+        raw_clients = [TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(SUBSCRIPTIONS)
+                       for _ in range(max(CONCURRENCY))]
+        table.get_entity(subscription_id, SUBSCRIPTION_ROW)
+
+        def raw_read(index: int, session) -> bool:
+            raw_clients[index].get_entity(subscription_id, SUBSCRIPTION_ROW)
+            return True
+
+        rows = []
+        for concurrency in CONCURRENCY:
+            checks = run_load(concurrency, args.seconds,
+                              lambda index, session: check(timing_url, tokens[index % len(tokens)], session))
+            reads = run_load(concurrency, args.seconds, raw_read)
+            rows.append((concurrency, checks, reads))
+
+        print()
+        print("GET /api/license through the local host, against Azurite (in memory)")
+        print(f"{args.seconds:.0f} s per step, {args.users} users, one keep-alive connection per client\n")
+        print(f"{'clients':>7} | {'checks/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>6} | "
+              f"{'raw reads/s':>11} {'p50 ms':>8} {'p99 ms':>8}")
+        print("-" * 84)
+        for concurrency, checks, reads in rows:
+            failed = sum(checks["failures"].values())
+            print(f"{concurrency:>7} | {checks['per_second']:>9.0f} {checks['p50']:>8.2f} {checks['p99']:>8.2f} {failed:>6} | "
+                  f"{reads['per_second']:>11.0f} {reads['p50']:>8.2f} {reads['p99']:>8.2f}")
+            if checks["failures"]:
+                print(f"        failures: {checks['failures']}")
+        print()
+        print(f"storage calls per steady-state check (counted over {args.count_checks} checks): "
+              f"{sum(steady.values()) / args.count_checks:.2f}  {dict(steady)}")
+        print(f"storage calls per first check, binding the seat (counted over {len(first_use_tokens)} checks): "
+              f"{sum(first_use.values()) / len(first_use_tokens):.2f}  {dict(first_use)}")
+        return 0
+    finally:
+        for host in hosts:
+            host.stop()
+        provider.stop()
+        azurite.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
