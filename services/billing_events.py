@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from services import subscription_store
+from services import seats, subscription_store
 from services.audit import Actor, audit_entity
 from services.fulfilment import fulfil
 from services.mail import MailMessage, enqueue
@@ -136,6 +136,9 @@ def refresh(subscription_id: str, billing: Billing, reason: str) -> tuple[Subscr
         return updated, [audit]
 
     after = subscription_store.update(billing.storage, subscription_id, change)
+    if before is not None and after is not None and before.quantity != after.quantity:
+        # Seats beyond a lowered quantity go over quantity (nothing is deleted), and back when it rises.
+        seats.apply_quantity(billing.storage, billing.settings, after.id)
     return before, after
 
 
