@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import re
 import socket
-import statistics
 import sys
 import tempfile
 import threading
