@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from azure.storage.queue import QueueClient
 
 from local_host import launch
 from local_host.azurite import Azurite
+from tests.conftest import wait_for  # noqa: F401 - shared with this folder's tests
 
 SAMPLE_APP = Path(__file__).parent / "sample_app"
 
@@ -58,13 +58,3 @@ def read_records(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def wait_for(condition, timeout: float = 15, interval: float = 0.1, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")

@@ -13,7 +13,7 @@ import requests
 
 from local_host import build_http_request, response_parts
 
-from .conftest import SAMPLE_APP
+from .conftest import SAMPLE_APP, wait_for
 
 GUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 HOST_ADDED = {"date", "server", "content-length"}  # framing the host adds; never app headers
@@ -89,7 +89,8 @@ def test_multiple_set_cookie_headers_are_separate_lines(sample_host):
 def test_function_raising_gives_500_with_empty_body(sample_host):
     response = requests.get(f"{sample_host.url}/api/boom")
     assert (response.status_code, response.content) == (500, b"")
-    assert "Executed 'Functions.boom' (Failed" in sample_host.logs()
+    # The host's output is read by another thread: the log line may land just after the response.
+    wait_for(lambda: "Executed 'Functions.boom' (Failed" in sample_host.logs(), message="failure logged")
     assert "RuntimeError: deliberate failure" in sample_host.logs()
 
 
