@@ -1,4 +1,4 @@
-"""The Function App: registers one blueprint per area, nothing else.
+"""The Function App: sets up logging and registers one blueprint per area, nothing else.
 
 Heavy SDKs (Stripe, MSAL, the mail client) are imported inside the functions that use them, so this
 module's import path stays small for the license check's cold start.
@@ -6,7 +6,12 @@ module's import path stays small for the license check's cold start.
 
 import azure.functions as func
 
+from services import observability
 from handlers import auth, billing, consent, dashboard, health, license, licenses, mail, outbox, purchase, subscriptions
+
+# Correlation ids and redaction on every log record; reads only environment variables, no settings.
+observability.install()
+observability.configure_telemetry()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 

@@ -7,7 +7,7 @@ import logging
 import azure.functions as func
 
 from handlers.responses import error, json_response
-from services import api_spec, bootstrap
+from services import api_spec, bootstrap, observability
 from services.billing_events import Billing, apply, enqueue_event, reconcile
 from services.storage import STRIPE_EVENTS_QUEUE
 
@@ -35,7 +35,7 @@ def _billing() -> Billing:
 
 
 @bp.route(route="stripe/webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def stripe_webhook(req: func.HttpRequest) -> func.HttpResponse:
+def stripe_webhook(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     from services.stripe_gateway import InvalidWebhook
 
     try:
@@ -43,14 +43,16 @@ def stripe_webhook(req: func.HttpRequest) -> func.HttpResponse:
         event = bootstrap.stripe().verify_event(req.get_body(), req.headers.get("Stripe-Signature"))
     except InvalidWebhook as exc:
         return error(400, "invalid_webhook", str(exc))
-    enqueue_event(bootstrap.storage(), event)
-    log.info("stripe event %s (%s) queued", event["id"], event["type"])
+    with observability.correlation(context, stripe_event_id=event["id"]):
+        enqueue_event(bootstrap.storage(), event)
+        log.info("stripe event %s (%s) queued", event["id"], event["type"])
     return json_response({"received": True})
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=STRIPE_EVENTS_QUEUE, connection="AzureWebJobsStorage")
-def apply_stripe_event(msg: func.QueueMessage) -> None:
-    log.info("applied: %s", apply(msg.get_body(), _billing()))
+def apply_stripe_event(msg: func.QueueMessage, context: func.Context) -> None:
+    with observability.correlation(context):
+        log.info("applied: %s", apply(msg.get_body(), _billing()))
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 15 3 * * *", run_on_startup=False)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from services import seats, subscription_store
+from services import observability, seats, subscription_store
 from services.audit import Actor, audit_entity
 from services.fulfilment import fulfil
 from services.mail import MailMessage, enqueue
@@ -51,6 +51,7 @@ def apply(body: bytes, billing: Billing) -> str:
         return _setup_reminder(event["subscription"], billing)
 
     event_id = str(event["id"])
+    observability.annotate(stripe_event_id=event_id)
     if billing.storage.get(STRIPE_EVENTS, event_id[-2:], event_id) is not None:
         return f"{event_type} {event_id}: already applied"
     handler = _HANDLERS.get(event_type)
@@ -114,6 +115,7 @@ def subscription_url(settings: Settings, subscription_id: str) -> str:
 
 def refresh(subscription_id: str, billing: Billing, reason: str) -> tuple[Subscription | None, Subscription | None]:
     """Re-read the subscription from Stripe and store it; returns (before, after)."""
+    observability.annotate(subscription_id=subscription_id)
     try:
         state = StripeSubscriptionState.from_stripe(billing.stripe.subscription(subscription_id))
     except StripeNotFound:

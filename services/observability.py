@@ -27,6 +27,7 @@ from typing import Any, Iterator, Mapping
 CORRELATION_FIELDS = ("invocation_id", "stripe_event_id", "subscription_id")
 
 _correlation: ContextVar[Mapping[str, str]] = ContextVar("securemailmerge_log_correlation", default={})
+_inside: ContextVar[bool] = ContextVar("securemailmerge_log_correlation_block", default=False)
 
 # Order matters: whole private keys and tokens go before the narrower patterns that could match inside them.
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -64,18 +65,23 @@ def correlation(context: Any = None, **ids: Any) -> Iterator[None]:
         fields["invocation_id"] = str(invocation_id)
     fields.update(_checked(ids))
     token = _correlation.set(fields)
+    inside = _inside.set(True)
     try:
         yield
     finally:
+        _inside.reset(inside)
         _correlation.reset(token)
 
 
 def annotate(**ids: Any) -> None:
     """Add ids learnt part-way through an invocation (e.g. the subscription an event belongs to).
 
-    Lasts until the enclosing `correlation()` block ends.
+    Lasts until the enclosing `correlation()` block ends; outside a block it does nothing, so ids
+    cannot leak from one piece of work into the next one on the same thread.
     """
-    _correlation.set({**_correlation.get(), **_checked(ids)})
+    checked = _checked(ids)
+    if _inside.get():
+        _correlation.set({**_correlation.get(), **checked})
 
 
 def current_correlation() -> dict[str, str]:
