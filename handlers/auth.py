@@ -6,6 +6,8 @@ import logging
 
 import azure.functions as func
 
+from handlers.responses import when_configured
+
 from handlers.web import LANGUAGE_COOKIE, WebRequest, csrf_refused
 from services import bootstrap
 from services.csrf import CsrfRejected
@@ -18,6 +20,7 @@ bp = func.Blueprint()
 
 
 @bp.route(route="signin", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def signin(req: func.HttpRequest) -> func.HttpResponse:
     from services.identity.signin import start
 
@@ -29,6 +32,7 @@ def signin(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="auth/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def auth_callback(req: func.HttpRequest) -> func.HttpResponse:
     from services.identity.signin import SignInFailed, finish
 
@@ -50,6 +54,7 @@ def auth_callback(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="signout", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def signout(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     try:
@@ -61,6 +66,7 @@ def signout(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="language", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def language(req: func.HttpRequest) -> func.HttpResponse:
     """Switch the page language; only a cookie changes, so a plain link is enough."""
     web = WebRequest.of(req)

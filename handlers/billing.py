@@ -6,7 +6,7 @@ import logging
 
 import azure.functions as func
 
-from handlers.responses import error, json_response
+from handlers.responses import error, json_response, when_configured
 from services import api_spec, bootstrap, observability
 from services.billing_events import Billing, apply, enqueue_event, reconcile
 from services.storage import STRIPE_EVENTS_QUEUE
@@ -35,6 +35,7 @@ def _billing() -> Billing:
 
 
 @bp.route(route="stripe/webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def stripe_webhook(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     from services.stripe_gateway import InvalidWebhook
 

@@ -7,6 +7,8 @@ import secrets
 
 import azure.functions as func
 
+from handlers.responses import when_configured
+
 from handlers.web import NotSignedIn, WebRequest
 from services import bootstrap, consent
 from services.i18n import translator
@@ -16,6 +18,7 @@ bp = func.Blueprint()
 
 
 @bp.route(route="consent", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def consent_page(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     granted_at = consent.granted(bootstrap.storage(), web.person.tid) if web.person else None
@@ -23,6 +26,7 @@ def consent_page(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="consent/start", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def consent_start(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     try:
@@ -35,6 +39,7 @@ def consent_start(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="consent/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     t = translator(web.language)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from handlers.responses import when_configured
+
 from handlers.web import NotSignedIn, WebRequest
 from services import bootstrap, subscription_store
 
@@ -11,6 +13,7 @@ bp = func.Blueprint()
 
 
 @bp.route(route="dashboard", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def dashboard(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     try:

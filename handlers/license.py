@@ -16,7 +16,7 @@ import azure.functions as func
 from azure.core.exceptions import AzureError
 
 from handlers import bearer
-from handlers.responses import error, json_response
+from handlers.responses import error, json_response, when_configured
 from services import api_spec, bootstrap
 from services.i18n import choose_language, translator
 from services.identity import InvalidToken
@@ -108,6 +108,7 @@ def _unavailable(message: str, cors: dict[str, str]) -> func.HttpResponse:
 
 
 @bp.route(route="license", methods=["GET", "OPTIONS"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def license_check(req: func.HttpRequest) -> func.HttpResponse:
     try:
         settings = bootstrap.settings()
@@ -179,6 +180,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 @bp.route(route="license/keys", methods=["GET", "OPTIONS"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def license_keys(req: func.HttpRequest) -> func.HttpResponse:
     try:
         settings = bootstrap.settings()

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import azure.functions as func
 
 from handlers import bearer
-from handlers.responses import SECURITY_HEADERS, error, json_response
+from handlers.responses import SECURITY_HEADERS, error, json_response, when_configured
 from handlers.web import NotSignedIn, WebRequest, csrf_refused
 from services import access, api_spec, audit, bootstrap, seats, subscription_store
 from services.address_list import MAX_ADDRESSES, AddressList, AddressListError, parse_addresses, parse_csv
@@ -270,6 +270,7 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/audit.csv", "get", {
 
 @bp.route(route="v1/subscriptions/{subscription_id}/licenses", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @_api(access.SUBSCRIPTION_VIEW)
+@when_configured
 def api_list_licenses(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
     page = seats.list_seats(
         bootstrap.storage(), subscription, bootstrap.settings().grace_days,
@@ -286,6 +287,7 @@ def api_list_licenses(req: func.HttpRequest, person: Person, subscription: Subsc
 
 @bp.route(route="v1/subscriptions/{subscription_id}/licenses", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @_api(access.LICENSES_ASSIGN)
+@when_configured
 def api_assign_licenses(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
     addresses, request_id = _addresses_from_body(req)
     if addresses.invalid:
@@ -297,6 +299,7 @@ def api_assign_licenses(req: func.HttpRequest, person: Person, subscription: Sub
 
 @bp.route(route="v1/subscriptions/{subscription_id}/licenses/{email}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
 @_api(access.LICENSES_ASSIGN)
+@when_configured
 def api_revoke_license(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
     email = req.route_params["email"]
     after = seats.revoke(_context(person), subscription.id, email)
@@ -305,6 +308,7 @@ def api_revoke_license(req: func.HttpRequest, person: Person, subscription: Subs
 
 @bp.route(route="v1/subscriptions/{subscription_id}/licenses/{email}/reassign", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @_api(access.LICENSES_ASSIGN)
+@when_configured
 def api_reassign_license(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
     try:
         payload = json.loads(req.get_body() or b"null")
@@ -323,6 +327,7 @@ def api_reassign_license(req: func.HttpRequest, person: Person, subscription: Su
 
 @bp.route(route="v1/subscriptions/{subscription_id}/licenses.csv", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @_api(access.SUBSCRIPTION_VIEW)
+@when_configured
 def api_export_licenses(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
     status = req.params.get("status") or None
     if status and status not in STATUSES:
@@ -333,6 +338,7 @@ def api_export_licenses(req: func.HttpRequest, person: Person, subscription: Sub
 
 @bp.route(route="v1/subscriptions/{subscription_id}/audit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @_api(access.SUBSCRIPTION_VIEW)
+@when_configured
 def api_audit(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
     entries, token = audit.page(bootstrap.storage(), subscription.id,
                                 seats.decode_token(req.params.get("continuation") or None), _limit(req.params.get("limit")))
@@ -341,6 +347,7 @@ def api_audit(req: func.HttpRequest, person: Person, subscription: Subscription)
 
 @bp.route(route="v1/subscriptions/{subscription_id}/audit.csv", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @_api(access.SUBSCRIPTION_VIEW)
+@when_configured
 def api_export_audit(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
     return _csv_response(audit.export_csv(bootstrap.storage(), subscription.id), f"audit-{subscription.id}.csv")
 
@@ -395,6 +402,7 @@ def _render_licenses(web: WebRequest, subscription: Subscription, status_code: i
 
 
 @bp.route(route="subscriptions/{subscription_id}/licenses", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def licenses_page(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     found = _page_subscription(web, access.SUBSCRIPTION_VIEW)
@@ -404,6 +412,7 @@ def licenses_page(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="subscriptions/{subscription_id}/licenses", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def assign_form(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     found = _page_subscription(web, access.LICENSES_ASSIGN)
@@ -446,6 +455,7 @@ def assign_form(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="subscriptions/{subscription_id}/licenses/revoke", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def revoke_form(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     found = _page_subscription(web, access.LICENSES_ASSIGN)
@@ -466,6 +476,7 @@ def revoke_form(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="subscriptions/{subscription_id}/licenses/reassign", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def reassign_form(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     found = _page_subscription(web, access.LICENSES_ASSIGN)
@@ -496,6 +507,7 @@ def reassign_form(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="subscriptions/{subscription_id}/licenses/export.csv", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def licenses_export(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     found = _page_subscription(web, access.SUBSCRIPTION_VIEW)
@@ -507,6 +519,7 @@ def licenses_export(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="subscriptions/{subscription_id}/audit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def audit_page(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     found = _page_subscription(web, access.SUBSCRIPTION_VIEW)
@@ -522,6 +535,7 @@ def audit_page(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="subscriptions/{subscription_id}/audit/export.csv", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def audit_export(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     found = _page_subscription(web, access.SUBSCRIPTION_VIEW)

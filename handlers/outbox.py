@@ -7,6 +7,8 @@ from pathlib import Path
 
 import azure.functions as func
 
+from handlers.responses import when_configured
+
 from handlers.web import NotSignedIn, WebRequest
 from services.i18n import translator
 
@@ -14,6 +16,7 @@ bp = func.Blueprint()
 
 
 @bp.route(route="dev/outbox", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def outbox_page(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     t = translator(web.language)

@@ -7,6 +7,8 @@ import secrets
 
 import azure.functions as func
 
+from handlers.responses import when_configured
+
 from handlers.web import NotSignedIn, WebRequest, csrf_refused
 from services import bootstrap
 from services.csrf import CsrfRejected
@@ -59,6 +61,7 @@ def _form_page(web: WebRequest, quantity: int, kind: str, error: str | None = No
 
 
 @bp.route(route="purchase", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def purchase_page(req: func.HttpRequest) -> func.HttpResponse:
     from services.purchase import InvalidPurchase, parse_kind, parse_quantity
 
@@ -77,6 +80,7 @@ def purchase_page(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="purchase", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
     from services.purchase import InvalidPurchase, parse_kind, parse_quantity, start_checkout
     from services.stripe_gateway import StripeNotFound, StripeUnavailable
@@ -107,6 +111,7 @@ def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="purchase/complete", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def purchase_complete(req: func.HttpRequest) -> func.HttpResponse:
     from services.fulfilment import Outcome, fulfil
     from services.stripe_gateway import StripeUnavailable

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any, Mapping
+import logging
+from typing import Any, Callable, Mapping
 
 import azure.functions as func
+
+log = logging.getLogger(__name__)
 
 # Sent on every response the app builds: the host adds none of its own (PRODUCT.md section 6).
 SECURITY_HEADERS = {
@@ -28,3 +32,24 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
 def error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> func.HttpResponse:
     """A JSON error: `error` for programs, `message` saying what is wrong for people."""
     return json_response({"error": code, "message": message, **extra}, status=status, headers=headers)
+
+
+def when_configured(handler: Callable[..., func.HttpResponse]) -> Callable[..., func.HttpResponse]:
+    """Answer 503 instead of a 500 traceback while the app's settings are invalid.
+
+    Settings are read on first use, not at import time, so a bad deployment surfaces in the first
+    request: it gets a clear 503, the log one line naming every bad setting (never their values), and
+    `/api/health` shows the same list to the operator.
+    """
+
+    @functools.wraps(handler)
+    def guarded(*args: Any, **kwargs: Any) -> func.HttpResponse:
+        from services.settings import SettingsError
+
+        try:
+            return handler(*args, **kwargs)
+        except SettingsError as exc:
+            log.error("cannot serve %s: %s", handler.__name__, exc)
+            return error(503, "misconfigured", "The service is not configured correctly; the operator has been told.", headers={"Retry-After": "60"})
+
+    return guarded

@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 
 import azure.functions as func
 
+from handlers.responses import when_configured
+
 from handlers.web import NotSignedIn, WebRequest
 from services import access, bootstrap, consent, subscription_store
 from services.i18n import translator
@@ -45,6 +47,7 @@ def checklist(subscription: Subscription) -> list[dict]:
 
 
 @bp.route(route="subscriptions/{subscription_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def subscription_page(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     found = _subscription_for(web, req.route_params["subscription_id"], access.SUBSCRIPTION_VIEW)
@@ -63,6 +66,7 @@ def subscription_page(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="subscriptions/{subscription_id}/setup", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def setup_page(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     found = _subscription_for(web, req.route_params["subscription_id"], access.SUBSCRIPTION_VIEW)

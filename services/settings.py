@@ -193,10 +193,26 @@ def load_settings(environ: Mapping[str, str] | None = None, app_root: Path = APP
     source.update(os.environ if environ is None else environ)
     # Empty strings mean "not set", as in the portal's app settings.
     source = {k: v for k, v in source.items() if v != ""}
+    # A Key Vault reference that did not resolve stays as its literal text, which would pass as a
+    # (publicly guessable) secret: refuse it and say what to check.
+    unresolved = sorted(k for k in _aliases() if str(source.get(k, "")).startswith("@Microsoft.KeyVault("))
+    if unresolved:
+        raise SettingsError(
+            "Invalid configuration:\n"
+            + "\n".join(
+                f"  {name}: the Key Vault reference did not resolve (does the secret exist, and may the app's "
+                "identity read it?)"
+                for name in unresolved
+            )
+        )
     try:
         return Settings.model_validate(source)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+
+
+def _aliases() -> list[str]:
+    return [field.alias for field in Settings.model_fields.values() if field.alias]
 
 
 def _describe(exc: ValidationError) -> str:

@@ -50,3 +50,22 @@ def test_enqueued_mail_reaches_the_outbox_once(stack):
     wait_for(lambda: queue.get_queue_properties().approximate_message_count == 0, message="queue drained")
     wait_for(lambda: True)
     assert len([m for m in stack.outbox() if m["subject"] == "SecureMailMerge-Testnachricht"]) == 1
+
+
+def test_bad_configuration_gives_one_clear_answer_not_a_traceback(stack):
+    from local_host import launch
+    from tests.conftest import REPO_ROOT
+
+    env = {**stack.env, "SESSION_SECRET": "", "PUBLIC_BASE_URL": "not a url"}
+    host = launch(REPO_ROOT, env=env)
+    try:
+        status, _, body = get(f"{host.url}/api/health")
+        assert status == 503
+        detail = json.loads(body)["detail"]
+        assert "SESSION_SECRET: missing" in detail and "PUBLIC_BASE_URL: must be an absolute http(s) URL" in detail
+        status, headers, body = get(f"{host.url}/api/dashboard")
+        assert status == 503 and json.loads(body)["error"] == "misconfigured"
+        assert "Traceback" not in host.logs()
+        wait_for(lambda: "cannot serve dashboard: Invalid configuration" in host.logs(), message="one log line")
+    finally:
+        host.stop()

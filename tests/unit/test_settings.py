@@ -88,3 +88,10 @@ def test_the_sample_settings_file_is_valid_and_local():
 
     values = json.loads((APP_ROOT / "local.settings.sample.json").read_text())["Values"]
     assert load_settings(values).is_local
+
+
+def test_unresolved_key_vault_reference_is_refused():
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/session-secret/)"
+    with pytest.raises(SettingsError) as info:
+        load_settings(production_values(SESSION_SECRET=reference))
+    assert "SESSION_SECRET: the Key Vault reference did not resolve" in str(info.value)
