@@ -16,7 +16,7 @@ import azure.functions as func
 
 from handlers import bearer
 from handlers.responses import SECURITY_HEADERS, error, json_response, when_configured
-from handlers.web import NotSignedIn, WebRequest, csrf_refused
+from handlers.web import WebRequest, csrf_refused
 from services import access, api_spec, audit, bootstrap, seats, subscription_store
 from services.address_list import MAX_ADDRESSES, AddressList, AddressListError, parse_addresses, parse_csv
 from services.audit import Actor
@@ -44,15 +44,6 @@ def _actor(person: Person) -> Actor:
 
 def _context(person: Person) -> seats.Context:
     return seats.Context(storage=bootstrap.storage(), settings=bootstrap.settings(), actor=_actor(person))
-
-
-def _load_permitted(subscription_id: str, person: Person, permission: str) -> Subscription | None:
-    if not subscription_id or len(subscription_id) > 100:
-        return None
-    subscription = subscription_store.load(bootstrap.storage(), subscription_id)
-    if subscription is None or not access.can(subscription, person, permission):
-        return None
-    return subscription
 
 
 def _limit(raw: str | None, default: int = PAGE_SIZE) -> int:
@@ -137,7 +128,7 @@ def _api(permission: str) -> Callable:
             email = principal.email or principal.preferred_username or principal.upn or ""
             person = Person(tid=principal.tid, oid=principal.oid, name=principal.name or email, email=email)
             subscription_id = req.route_params.get("subscription_id", "")
-            subscription = _load_permitted(subscription_id, person, permission)
+            subscription = access.permitted_subscription(bootstrap.storage(), subscription_id, person, permission)
             if subscription is None:
                 return error(404, "subscription_not_found", f"no subscription {subscription_id} that you may manage")
             try:
@@ -355,18 +346,6 @@ def api_export_audit(req: func.HttpRequest, person: Person, subscription: Subscr
 # --- pages -------------------------------------------------------------------------------------
 
 
-def _page_subscription(web: WebRequest, permission: str) -> Subscription | func.HttpResponse:
-    t = translator(web.language)
-    try:
-        person = web.require_person()
-    except NotSignedIn:
-        return web.sign_in_redirect()
-    found = _load_permitted(web.req.route_params.get("subscription_id", ""), person, permission)
-    if found is None:
-        return web.error_page(404, t("error.not_found.title"), t("licenses.not_found"))
-    return found
-
-
 def _licenses_url(subscription_id: str) -> str:
     return f"/api/subscriptions/{subscription_id}/licenses"
 
@@ -405,7 +384,7 @@ def _render_licenses(web: WebRequest, subscription: Subscription, status_code: i
 @when_configured
 def licenses_page(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = _page_subscription(web, access.SUBSCRIPTION_VIEW)
+    found = web.permitted_subscription(access.SUBSCRIPTION_VIEW, "licenses.not_found")
     if isinstance(found, func.HttpResponse):
         return found
     return _render_licenses(web, found)
@@ -415,7 +394,7 @@ def licenses_page(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def assign_form(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = _page_subscription(web, access.LICENSES_ASSIGN)
+    found = web.permitted_subscription(access.LICENSES_ASSIGN, "licenses.not_found")
     if isinstance(found, func.HttpResponse):
         return found
     try:
@@ -458,7 +437,7 @@ def assign_form(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def revoke_form(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = _page_subscription(web, access.LICENSES_ASSIGN)
+    found = web.permitted_subscription(access.LICENSES_ASSIGN, "licenses.not_found")
     if isinstance(found, func.HttpResponse):
         return found
     try:
@@ -479,7 +458,7 @@ def revoke_form(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def reassign_form(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = _page_subscription(web, access.LICENSES_ASSIGN)
+    found = web.permitted_subscription(access.LICENSES_ASSIGN, "licenses.not_found")
     if isinstance(found, func.HttpResponse):
         return found
     try:
@@ -510,7 +489,7 @@ def reassign_form(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def licenses_export(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = _page_subscription(web, access.SUBSCRIPTION_VIEW)
+    found = web.permitted_subscription(access.SUBSCRIPTION_VIEW, "licenses.not_found")
     if isinstance(found, func.HttpResponse):
         return found
     status = req.params.get("status") or None
@@ -522,7 +501,7 @@ def licenses_export(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def audit_page(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = _page_subscription(web, access.SUBSCRIPTION_VIEW)
+    found = web.permitted_subscription(access.SUBSCRIPTION_VIEW, "licenses.not_found")
     if isinstance(found, func.HttpResponse):
         return found
     continuation = req.params.get("continuation") or None
@@ -538,7 +517,7 @@ def audit_page(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def audit_export(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = _page_subscription(web, access.SUBSCRIPTION_VIEW)
+    found = web.permitted_subscription(access.SUBSCRIPTION_VIEW, "licenses.not_found")
     if isinstance(found, func.HttpResponse):
         return found
     return _csv_response(audit.export_csv(bootstrap.storage(), found.id), f"audit-{found.id}.csv")

@@ -8,31 +8,13 @@ from datetime import datetime, timezone
 import azure.functions as func
 
 from handlers.responses import when_configured
-
-from handlers.web import NotSignedIn, WebRequest
+from handlers.web import WebRequest
 from services import access, bootstrap, consent, subscription_store
-from services.i18n import translator
 from services.subscription import Subscription
 
 bp = func.Blueprint()
 
 ADMIN_CENTER_INTEGRATED_APPS = "https://admin.microsoft.com/#/Settings/IntegratedApps"
-
-
-def _subscription_for(web: WebRequest, subscription_id: str, permission: str) -> Subscription | func.HttpResponse:
-    """The subscription if the signed-in person may see it; otherwise the page to answer with.
-
-    Someone without access gets the same 404 as for an unknown id: ids are not confirmed to strangers.
-    """
-    t = translator(web.language)
-    try:
-        person = web.require_person()
-    except NotSignedIn:
-        return web.sign_in_redirect()
-    subscription = subscription_store.load(bootstrap.storage(), subscription_id) if len(subscription_id) < 100 else None
-    if subscription is None or not access.can(subscription, person, permission):
-        return web.error_page(404, t("error.not_found.title"), t("subscription.not_found"))
-    return subscription
 
 
 def checklist(subscription: Subscription) -> list[dict]:
@@ -50,7 +32,7 @@ def checklist(subscription: Subscription) -> list[dict]:
 @when_configured
 def subscription_page(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = _subscription_for(web, req.route_params["subscription_id"], access.SUBSCRIPTION_VIEW)
+    found = web.permitted_subscription(access.SUBSCRIPTION_VIEW)
     if isinstance(found, func.HttpResponse):
         return found
     grace_days = web.settings.grace_days
@@ -69,7 +51,7 @@ def subscription_page(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def setup_page(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = _subscription_for(web, req.route_params["subscription_id"], access.SUBSCRIPTION_VIEW)
+    found = web.permitted_subscription(access.SUBSCRIPTION_VIEW)
     if isinstance(found, func.HttpResponse):
         return found
     if found.setup_seen_at is None and access.can(found, web.person, access.OWNER):

@@ -96,6 +96,23 @@ class WebRequest:
         target = self.req.url.split("://", 1)[-1].split("/", 1)[-1]
         return self.redirect(f"/api/signin?next={quote('/' + target, safe='')}")
 
+    def permitted_subscription(self, permission: str, not_found_text: str = "subscription.not_found"):
+        """The route's subscription if the signed-in person holds `permission`; else the response to
+        give (sign-in redirect, or the same 404 for unknown and forbidden ids)."""
+        from services import access
+
+        try:
+            person = self.require_person()
+        except NotSignedIn:
+            return self.sign_in_redirect()
+        found = access.permitted_subscription(
+            bootstrap.storage(), self.req.route_params.get("subscription_id", ""), person, permission
+        )
+        if found is None:
+            t = translator(self.language)
+            return self.error_page(404, t("error.not_found.title"), t(not_found_text))
+        return found
+
     def ensure_session(self) -> WebSession:
         if self.session is None:
             self.session = self.store.new()

@@ -7,6 +7,8 @@ endpoint that touches a subscription asks here first.
 
 from __future__ import annotations
 
+from services import subscription_store
+from services.storage import Storage
 from services.subscription import Subscription
 from services.web_session import Person
 
@@ -36,3 +38,14 @@ def can(subscription: Subscription, person: Person, permission: str) -> bool:
 def require(subscription: Subscription, person: Person, permission: str) -> None:
     if not can(subscription, person, permission):
         raise Forbidden(f"you do not have the {permission} permission on this subscription")
+
+
+def permitted_subscription(storage: Storage, subscription_id: str, person: Person, permission: str) -> Subscription | None:
+    """The subscription if `person` holds `permission` on it; None for unknown ids and for no access
+    alike, so callers answer both with the same 404 and never confirm an id to a stranger."""
+    if not subscription_id or len(subscription_id) > 100:
+        return None
+    subscription = subscription_store.load(storage, subscription_id)
+    if subscription is None or not can(subscription, person, permission):
+        return None
+    return subscription

@@ -188,20 +188,7 @@ def _invoice_payment_failed(event: dict[str, Any], billing: Billing) -> str:
         datetime.now(timezone.utc) + timedelta(days=billing.settings.grace_days)
     )
     # One mail per failed invoice event; a redelivered event has the same id and is not mailed twice.
-    enqueue(
-        billing.storage,
-        MailMessage(
-            id=f"payment-failed-{event['id']}",
-            template="payment_failed",
-            to=after.owner_email,
-            language=after.language,
-            params={
-                "quantity": after.quantity,
-                "grace_until": grace_until.date().isoformat(),
-                "subscription_url": subscription_url(billing.settings, after.id),
-            },
-        ),
-    )
+    _mail_owner(billing, after, "payment_failed", f"payment-failed-{event['id']}", grace_until=grace_until.date().isoformat())
     return f"status {after.status}; owner mailed"
 
 
@@ -211,21 +198,25 @@ def _trial_will_end(event: dict[str, Any], billing: Billing) -> str:
     if after is None:
         return "no such subscription yet"
     trial_end = after.trial_end or datetime.now(timezone.utc)
+    _mail_owner(billing, after, "trial_ending", f"trial-ending-{event['id']}", trial_end=trial_end.date().isoformat())
+    return "owner mailed"
+
+
+def _mail_owner(billing: Billing, subscription: Subscription, template: str, mail_id: str, **params: Any) -> None:
     enqueue(
         billing.storage,
         MailMessage(
-            id=f"trial-ending-{event['id']}",
-            template="trial_ending",
-            to=after.owner_email,
-            language=after.language,
+            id=mail_id,
+            template=template,
+            to=subscription.owner_email,
+            language=subscription.language,
             params={
-                "quantity": after.quantity,
-                "trial_end": trial_end.date().isoformat(),
-                "subscription_url": subscription_url(billing.settings, after.id),
+                "quantity": subscription.quantity,
+                "subscription_url": subscription_url(billing.settings, subscription.id),
+                **params,
             },
         ),
     )
-    return "owner mailed"
 
 
 _HANDLERS = {

@@ -1,11 +1,6 @@
 """Purchase fulfilment and Stripe events against the emulator, through the real SDK and queue."""
 
 import concurrent.futures
-import json
-import time
-import urllib.request
-
-import pytest
 
 from services import subscription_store
 from services.fulfilment import Outcome, fulfil

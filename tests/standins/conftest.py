@@ -1,18 +1,8 @@
-"""Fixtures for the local stand-ins (identity provider)."""
+"""Fixtures for the local stand-ins' own tests (the `identity_provider` fixture: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-
-from standins.identity_provider import launch
-
-
-@pytest.fixture(scope="session")
-def identity_provider(tmp_path_factory):
-    """A running identity provider (subprocess, free port, its own certificate directory)."""
-    handle = launch(port=0, cert_dir=tmp_path_factory.mktemp("idp-certs"))
-    yield handle
-    handle.stop()
 
 
 @pytest.fixture

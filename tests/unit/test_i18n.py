@@ -1,10 +1,9 @@
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from services.i18n import TRANSLATIONS_DIR, catalog, choose_language
+from services.i18n import catalog, choose_language
 
 PAGES = Path(__file__).resolve().parents[2] / "templates" / "pages"
 
