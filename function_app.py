@@ -7,7 +7,7 @@ module's import path stays small for the license check's cold start.
 import azure.functions as func
 
 from services import observability
-from handlers import auth, billing, consent, dashboard, health, license, licenses, mail, outbox, purchase, subscriptions
+from handlers import auth, billing, consent, dashboard, health, license, licenses, mail, operations, outbox, purchase, subscriptions
 
 # Correlation ids and redaction on every log record; reads only environment variables, no settings.
 observability.install()
@@ -25,6 +25,7 @@ for blueprint in (
     purchase.bp,
     subscriptions.bp,
     outbox.bp,
+    operations.bp,
     license.bp,
     licenses.bp,
 ):

@@ -86,7 +86,7 @@ traces
 
 // Fires while a poison queue still holds messages, from the depth the `poison_queue_depth` timer function
 // logs every 15 minutes ("poison_queue_depth queue=<name> depth=<n>"). Resolves itself once the queue is
-// empty. Until that function exists this rule finds no rows and stays quiet; the rule above still fires.
+// empty (handlers/operations.py).
 resource poisonNotEmpty 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: '${namePrefix}-poison-queue-not-empty'
   location: location

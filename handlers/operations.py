@@ -1,0 +1,23 @@
+"""Operational signals: the depth of each poison queue, logged for the "poison queue not empty" alert."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from services import bootstrap
+from services.storage import QUEUES
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()
+
+
+@bp.timer_trigger(arg_name="timer", schedule="0 */15 * * * *", run_on_startup=False)
+def poison_queue_depth(timer: func.TimerRequest) -> None:
+    storage = bootstrap.storage()
+    for name in QUEUES:
+        poison = f"{name}-poison"
+        depth = storage.queue(poison).get_queue_properties().approximate_message_count
+        # infra/alerts.bicep parses exactly this line: keep its shape.
+        log.info("poison_queue_depth queue=%s depth=%d", poison, depth)

@@ -1,0 +1,26 @@
+"""The poison-queue depth line that the "poison queue not empty" alert (infra/alerts.bicep) parses."""
+
+import logging
+import re
+
+from services import bootstrap
+
+
+def test_poison_queue_depth_is_logged_per_queue(stack, monkeypatch, caplog):
+    for name, value in stack.env.items():
+        monkeypatch.setenv(name, value)
+    bootstrap.reset()
+    try:
+        storage = bootstrap.storage()
+        storage.queue("outbound-email-poison").send_message(b'{"broken": true}')
+        from handlers.operations import poison_queue_depth
+
+        with caplog.at_level(logging.INFO, logger="handlers.operations"):
+            poison_queue_depth(None)
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("poison_queue_depth ")]
+        depths = dict(re.match(r"poison_queue_depth queue=(\S+) depth=(\d+)", line).groups() for line in lines)
+        assert set(depths) == {"stripe-events-poison", "outbound-email-poison"}
+        assert int(depths["outbound-email-poison"]) >= 1
+        storage.queue("outbound-email-poison").clear_messages()
+    finally:
+        bootstrap.reset()
