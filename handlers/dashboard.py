@@ -21,8 +21,13 @@ def dashboard(req: func.HttpRequest) -> func.HttpResponse:
     except NotSignedIn:
         return web.render("welcome.html")
     grace_days = web.settings.grace_days
-    rows = [
-        {"subscription": sub, "role": role, "state": sub.license_state(grace_days).value}
-        for sub, role in subscription_store.for_user(bootstrap.storage(), person.tid, person.oid)
+    storage = bootstrap.storage()
+    roles = subscription_store.for_user(storage, person.tid, person.oid)
+    administered = {sub.id for sub, _ in roles}
+    roles += [
+        (sub, "licensee")
+        for sub in subscription_store.licensed(storage, person.tid, person.oid, person.email)
+        if sub.id not in administered
     ]
+    rows = [{"subscription": sub, "role": role, "state": sub.license_state(grace_days).value} for sub, role in roles]
     return web.render("home.html", subscriptions=rows)

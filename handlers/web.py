@@ -188,7 +188,7 @@ class WebRequest:
             csrf_token=self.session.csrf_token if self.session else "",
             flash=flash,
             support_email=self.settings.support_email,
-            local=self.settings.is_local,
+            outbox_available=not self.settings.acs_endpoint,
             here=self.req.url.split("://", 1)[-1].split("/", 1)[-1],
             **context,
         )

@@ -112,6 +112,24 @@ def for_user(storage: Storage, tid: str, oid: str) -> list[tuple[Subscription, s
     return out
 
 
+def licensed(storage: Storage, tid: str, oid: str, email: str) -> list[Subscription]:
+    """Subscriptions in which the person holds a license: bound to their oid, or assigned to their
+    address and not yet bound (only within their own tenant: an address alone proves nothing)."""
+    from services.seat import normalise_address
+    from services.storage import USER_LICENSES
+
+    partitions = [f"oid|{oid}"] + ([f"email|{normalise_address(email)}"] if email else [])
+    found: dict[str, Subscription] = {}
+    for partition in partitions:
+        for row in storage.table(USER_LICENSES).query_entities("PartitionKey eq @pk", parameters={"pk": partition}):
+            if row["RowKey"] in found or (partition.startswith("email|") and row.get("TenantId") != tid):
+                continue
+            subscription = load(storage, row["RowKey"])
+            if subscription is not None:
+                found[subscription.id] = subscription
+    return list(found.values())
+
+
 def all_ids(storage: Storage) -> Iterable[str]:
     rows = storage.table(SUBSCRIPTIONS).query_entities(
         "RowKey eq @rk", parameters={"rk": SUBSCRIPTION_ROW}, select=["PartitionKey"]

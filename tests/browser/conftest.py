@@ -49,13 +49,3 @@ def sign_in(page, stack, username: str, next_path: str = "/api/dashboard") -> No
     page.goto(f"{stack.url}/api/signin?next={next_path}")
     page.locator("button[name=select_user]", has_text=username).first.click()
     page.wait_for_url(f"{stack.url}{next_path}*")
-
-
-def identity_user(stack, username: str):
-    """The identity provider's user record (tenant_id, oid, name, ...) for `username`."""
-    from standins.identity_provider.client import list_users
-
-    for user in list_users(stack.identity_provider.url, verify=str(stack.identity_provider.ca_bundle)):
-        if username in (user.get("preferred_username"), user.get("email")):
-            return user
-    raise LookupError(username)

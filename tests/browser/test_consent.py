@@ -5,7 +5,8 @@ import pytest
 import requests
 
 from services import consent
-from tests.browser.conftest import identity_user, sign_in
+from tests.browser.conftest import sign_in
+from tests.licenses_support import idp_person
 
 pytestmark = pytest.mark.browser
 
@@ -19,8 +20,8 @@ def test_admin_grants_consent_and_it_is_recorded_for_their_tenant(page, stack):
     page.get_by_role("button", name="Accept as Fabrikam Admin (admin@fabrikam.example)").click()
     page.wait_for_url("**/api/consent/callback*")
     assert page.get_by_text("admin consent for your organisation is recorded").is_visible()
-    admin = identity_user(stack, "admin@fabrikam.example")
-    assert consent.granted(stack.storage(), admin["tenant_id"]) is not None
+    admin = idp_person(stack, "admin@fabrikam.example")
+    assert consent.granted(stack.storage(), admin.tid) is not None
     page.goto(f"{stack.url}/api/consent")
     assert page.get_by_text("Admin consent for your organisation was recorded on").is_visible()
 

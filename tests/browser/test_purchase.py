@@ -4,7 +4,8 @@ checkout -> completion redirect -> setup page; and the buyer who abandons checko
 import pytest
 
 from services import subscription_store
-from tests.browser.conftest import identity_user, sign_in
+from tests.browser.conftest import sign_in
+from tests.licenses_support import idp_person
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.browser
@@ -36,16 +37,16 @@ def test_buy_12_licenses_and_land_on_the_setup_page(page, stack):
     assert page.get_by_role("cell", name="Microsoft 365 admin center > Settings > Integrated apps").is_visible()
 
     subscription_id = page.url.rstrip("/").split("/")[-2]
-    admin = identity_user(stack, "admin@contoso.example")
+    admin = idp_person(stack, "admin@contoso.example")
     stored = subscription_store.load(stack.storage(), subscription_id)
-    assert stored.quantity == 12 and stored.owner_oid == admin["oid"] and stored.setup_seen_at is not None
+    assert stored.quantity == 12 and stored.owner_oid == admin.oid and stored.setup_seen_at is not None
 
     # The dashboard lists it, and the webhook that arrives as well does not create a second one.
     page.goto(f"{stack.url}/api/dashboard")
     assert page.get_by_role("cell", name="0 / 12").is_visible()
     wait_for(lambda: stack.storage().get("StripeIndex", "session", stored.checkout_session_id), message="webhook applied")
-    assert len(subscription_store.for_user(stack.storage(), admin["tenant_id"], admin["oid"])) >= 1
-    assert [s.id for s, _ in subscription_store.for_user(stack.storage(), admin["tenant_id"], admin["oid"])].count(subscription_id) == 1
+    assert len(subscription_store.for_user(stack.storage(), admin.tid, admin.oid)) >= 1
+    assert [s.id for s, _ in subscription_store.for_user(stack.storage(), admin.tid, admin.oid)].count(subscription_id) == 1
 
 
 def test_out_of_range_quantity_is_explained(page, stack):
