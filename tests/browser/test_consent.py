@@ -2,6 +2,7 @@
 callback that records it, and the failure paths explained in words an administrator understands."""
 
 import pytest
+from playwright.sync_api import expect
 import requests
 
 from services import consent
@@ -13,25 +14,23 @@ pytestmark = pytest.mark.browser
 
 def test_admin_grants_consent_and_it_is_recorded_for_their_tenant(page, stack):
     page.goto(f"{stack.url}/api/consent")
-    assert page.get_by_role("heading", name='"Need admin approval" in Outlook').is_visible()
+    expect(page.get_by_role("heading", name='"Need admin approval" in Outlook')).to_be_visible()
     sign_in(page, stack, "admin@fabrikam.example", next_path="/api/consent")
     page.get_by_role("link", name="Grant admin consent at Microsoft").click()
     # Only the signed-in admin's tenant is offered by the consent endpoint for that tenant.
     page.get_by_role("button", name="Accept as Fabrikam Admin (admin@fabrikam.example)").click()
     page.wait_for_url("**/api/consent/callback*")
-    assert page.get_by_text("admin consent for your organisation is recorded").is_visible()
+    expect(page.get_by_text("admin consent for your organisation is recorded")).to_be_visible()
     admin = idp_person(stack, "admin@fabrikam.example")
     assert consent.granted(stack.storage(), admin.tid) is not None
     page.goto(f"{stack.url}/api/consent")
-    assert page.get_by_text("Admin consent for your organisation was recorded on").is_visible()
-
-
+    expect(page.get_by_text("Admin consent for your organisation was recorded on")).to_be_visible()
 def test_declined_consent_is_explained_and_not_recorded(page, stack):
     sign_in(page, stack, "alice@contoso.example", next_path="/api/consent")
     page.get_by_role("link", name="Grant admin consent at Microsoft").click()
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_url("**/api/consent/callback*")
-    assert page.get_by_text("Consent was cancelled or declined").is_visible()
+    expect(page.get_by_text("Consent was cancelled or declined")).to_be_visible()
     assert page.get_by_text("AADSTS65004").count() >= 1  # the details stay available for IT
 
 

@@ -2,6 +2,7 @@
 checkout -> completion redirect -> setup page; and the buyer who abandons checkout."""
 
 import pytest
+from playwright.sync_api import expect
 
 from services import subscription_store
 from tests.browser.conftest import sign_in
@@ -14,11 +15,11 @@ pytestmark = pytest.mark.browser
 def test_buy_12_licenses_and_land_on_the_setup_page(page, stack):
     sign_in(page, stack, "admin@contoso.example", next_path="/api/purchase")
     # The tiers come from the Stripe price: 1-9 at 6.00, 10+ at 4.80 (volume pricing).
-    assert page.get_by_text("6.00 € per license").is_visible()
-    assert page.get_by_text("4.80 € per license").is_visible()
+    expect(page.get_by_text("6.00 € per license")).to_be_visible()
+    expect(page.get_by_text("4.80 € per license")).to_be_visible()
     page.get_by_label("Number of licenses").fill("12")
     page.get_by_role("button", name="Update price").click()
-    assert page.locator("#quote").inner_text() == "12 × 4.80 € = 57.60 € per month (plus applicable tax)."
+    expect(page.locator("#quote")).to_have_text("12 × 4.80 € = 57.60 € per month (plus applicable tax).")
     page.get_by_role("button", name="Continue to secure payment").click()
 
     page.wait_for_url("**/checkout/**")
@@ -26,16 +27,15 @@ def test_buy_12_licenses_and_land_on_the_setup_page(page, stack):
     page.get_by_role("button", name="Pay", exact=True).click()
 
     page.wait_for_url("**/api/subscriptions/*/setup")
-    assert page.get_by_role("heading", name="Set up SecureMailMerge").is_visible()
-    assert page.get_by_text("Your subscription for 12 licenses is ready").is_visible()
+    expect(page.get_by_role("heading", name="Set up SecureMailMerge")).to_be_visible()
+    expect(page.get_by_text("Your subscription for 12 licenses is ready")).to_be_visible()
     steps = page.locator("ol.checklist > li h2").all_inner_texts()
     assert [s.split("\n")[0] for s in steps][:3] == [
         "1. Assign licenses",
         "2. Deploy the add-in",
         '3. Grant admin consent if users see "Need admin approval"',
     ]
-    assert page.get_by_role("cell", name="Microsoft 365 admin center > Settings > Integrated apps").is_visible()
-
+    expect(page.get_by_role("cell", name="Microsoft 365 admin center > Settings > Integrated apps")).to_be_visible()
     subscription_id = page.url.rstrip("/").split("/")[-2]
     admin = idp_person(stack, "admin@contoso.example")
     stored = subscription_store.load(stack.storage(), subscription_id)
@@ -43,7 +43,7 @@ def test_buy_12_licenses_and_land_on_the_setup_page(page, stack):
 
     # The dashboard lists it, and the webhook that arrives as well does not create a second one.
     page.goto(f"{stack.url}/api/dashboard")
-    assert page.get_by_role("cell", name="0 / 12").is_visible()
+    expect(page.get_by_role("cell", name="0 / 12")).to_be_visible()
     wait_for(lambda: stack.storage().get("StripeIndex", "session", stored.checkout_session_id), message="webhook applied")
     assert len(subscription_store.for_user(stack.storage(), admin.tid, admin.oid)) >= 1
     assert [s.id for s, _ in subscription_store.for_user(stack.storage(), admin.tid, admin.oid)].count(subscription_id) == 1
@@ -64,9 +64,7 @@ def test_cancelled_checkout_returns_to_the_purchase_page(page, stack):
     page.wait_for_url("**/checkout/**")
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_url("**/api/purchase?cancelled=1")
-    assert page.get_by_text("Payment was cancelled").is_visible()
-
-
+    expect(page.get_by_text("Payment was cancelled")).to_be_visible()
 def test_completion_with_unknown_or_foreign_session_shows_a_clear_page(page, stack):
     sign_in(page, stack, "bob@contoso.example")
     response = page.goto(f"{stack.url}/api/purchase/complete?session_id=cs_test_unknown")

@@ -4,6 +4,7 @@ import re
 import urllib.parse
 
 import pytest
+from playwright.sync_api import expect
 import requests
 
 from tests.browser.conftest import sign_in
@@ -13,27 +14,24 @@ pytestmark = pytest.mark.browser
 
 def test_sign_in_see_my_subscriptions_switch_to_german_and_sign_out(page, stack):
     page.goto(f"{stack.url}/api/dashboard")
-    assert page.get_by_role("heading", name="Licenses for SecureMailMerge").is_visible()
+    expect(page.get_by_role("heading", name="Licenses for SecureMailMerge")).to_be_visible()
     sign_in(page, stack, "alice@contoso.example")
-    assert page.get_by_role("heading", name="My subscriptions").is_visible()
-    assert page.get_by_text("Alice", exact=False).first.is_visible()
+    expect(page.get_by_role("heading", name="My subscriptions")).to_be_visible()
+    expect(page.get_by_text("Alice", exact=False).first).to_be_visible()
     # Empty state links to the purchase page.
-    assert page.get_by_role("link", name="Buy licenses").first.is_visible()
-
+    expect(page.get_by_role("link", name="Buy licenses").first).to_be_visible()
     cookies = {c["name"]: c for c in page.context.cookies()}
     session = cookies["smm_session"]  # http://localhost: no __Host- prefix, no Secure
     assert session["httpOnly"] and session["sameSite"] == "Lax" and not session["secure"]
 
     page.get_by_role("link", name="DE").click()
-    assert page.get_by_role("heading", name="Meine Abonnements").is_visible()
+    expect(page.get_by_role("heading", name="Meine Abonnements")).to_be_visible()
     assert page.locator("html").get_attribute("lang") == "de"
 
     page.get_by_role("button", name="Abmelden").click()
-    assert page.get_by_role("heading", name="Sie sind abgemeldet").is_visible()
+    expect(page.get_by_role("heading", name="Sie sind abgemeldet")).to_be_visible()
     page.goto(f"{stack.url}/api/dashboard")
-    assert page.get_by_role("link", name="Mit Microsoft 365 anmelden").first.is_visible()
-
-
+    expect(page.get_by_role("link", name="Mit Microsoft 365 anmelden").first).to_be_visible()
 def test_session_id_is_rotated_at_sign_in(page, stack):
     page.goto(f"{stack.url}/api/purchase")  # starts a pre-sign-in session for the flow
     before = {c["name"]: c["value"] for c in page.context.cookies()}.get("smm_session")
@@ -69,19 +67,17 @@ def test_tampered_state_fails_cleanly(page, stack):
     page.goto(tampered)
     page.locator("button[name=select_user]", has_text="alice@contoso.example").first.click()
     page.wait_for_load_state()
-    assert page.get_by_role("heading", name="Sign-in did not complete").is_visible()
+    expect(page.get_by_role("heading", name="Sign-in did not complete")).to_be_visible()
     assert "/api/auth/callback" in page.url
     # ...and no one is signed in.
     page.goto(f"{stack.url}/api/dashboard")
-    assert page.get_by_role("link", name="Sign in with Microsoft 365").first.is_visible()
-
-
+    expect(page.get_by_role("link", name="Sign in with Microsoft 365").first).to_be_visible()
 def test_replayed_code_fails_cleanly(page, stack):
     callback = _callback_url(page, stack, "alice@contoso.example")
     # Replay the same callback in the same browser (the flow was consumed) ...
     response = page.goto(callback)
     assert response.status == 400
-    assert page.get_by_role("heading", name="Sign-in did not complete").is_visible()
+    expect(page.get_by_role("heading", name="Sign-in did not complete")).to_be_visible()
     # ... and in another browser session (no flow at all).
     other = requests.get(callback, timeout=10, allow_redirects=False)
     assert other.status_code == 400 and "Sign-in did not complete" in other.text
@@ -102,9 +98,7 @@ def test_signout_needs_a_csrf_token(page, stack):
     assert cross_site.status_code == 403
     # Still signed in.
     page.goto(f"{stack.url}/api/dashboard")
-    assert page.get_by_role("heading", name="My subscriptions").is_visible()
-
-
+    expect(page.get_by_role("heading", name="My subscriptions")).to_be_visible()
 @pytest.mark.parametrize("target", ["https://evil.example", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"])
 def test_external_next_is_ignored(page, stack, target):
     page.goto(f"{stack.url}/api/signin?next={urllib.parse.quote(target, safe='')}")
@@ -123,4 +117,4 @@ def test_my_subscriptions_lists_my_own_license(page, stack):
     sign_in(page, stack, "bob@contoso.example")
     row = page.get_by_role("row").filter(has_text="License holder").filter(has_text="admin@contoso.example")
     assert row.count() >= 1
-    assert row.first.get_by_role("cell", name="Your own license").is_visible()
+    expect(row.first.get_by_role("cell", name="Your own license")).to_be_visible()
