@@ -156,13 +156,23 @@ class LicenseChecker:
         if best.valid:
             return best
         # First use (or a new assignment to an address of someone already bound elsewhere).
+        found_unbound = False
         for address in sorted(principal.sign_in_addresses()):
             for row in _partition(storage, f"email|{address}"):
                 if row["RowKey"] in bound_ids:
                     continue
+                found_unbound = True
                 decision = self._bind(storage, principal, row, now)
                 if decision.better_than(best):
                     best = decision
+        if best is NO_LICENSE and not found_unbound:
+            # A concurrent first check of the same person may have bound the seat between our two
+            # queries (moving its row from `email|` to `oid|`): look at the oid partition once more.
+            for row in _partition(storage, f"oid|{principal.oid}"):
+                if row["RowKey"] not in bound_ids:
+                    decision = self._bound(storage, principal, row, now)
+                    if decision.better_than(best):
+                        best = decision
         return best
 
     # --- steady state -----------------------------------------------------------------------------

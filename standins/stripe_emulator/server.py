@@ -161,8 +161,9 @@ class Handler(BaseHTTPRequestHandler):
                         "fingerprint": fingerprint, "status": status, "body": payload,
                         "request_id": request_id, "at": time.time()})
             events = ctx.events.events
-        self._send_json(status, payload, headers)
-        emulator.dispatcher.submit(events)
+        with emulator.dispatcher.announced():
+            self._send_json(status, payload, headers)
+            emulator.dispatcher.submit(events)
 
     def _api_key(self):
         auth = self.headers.get("Authorization") or ""

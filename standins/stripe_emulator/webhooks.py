@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 DELIVERY_MODES = ("normal", "duplicate", "reverse", "hold")
@@ -47,6 +48,19 @@ class Dispatcher:
         self._thread.start()
 
     # -- intake ------------------------------------------------------------------------
+
+    @contextmanager
+    def announced(self):
+        """Count as busy from before the API response is written until its events are queued, so
+        that `wait_idle()` called right after the response cannot miss them."""
+        with self._lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._idle.notify_all()
 
     def submit(self, events):
         """Called after the API response was written, with the events of one action."""
