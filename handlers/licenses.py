@@ -16,11 +16,10 @@ import azure.functions as func
 
 from handlers import bearer
 from handlers.responses import SECURITY_HEADERS, error, json_response, when_configured
-from handlers.web import WebRequest, csrf_refused
+from handlers.web import WebRequest
 from services import access, api_spec, audit, bootstrap, seats, subscription_store
 from services.address_list import MAX_ADDRESSES, AddressList, AddressListError, parse_addresses, parse_csv
 from services.audit import Actor
-from services.csrf import CsrfRejected
 from services.i18n import translator
 from services.identity import InvalidToken
 from services.seat import STATUSES
@@ -394,13 +393,9 @@ def licenses_page(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def assign_form(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = web.permitted_subscription(access.LICENSES_ASSIGN, "licenses.not_found")
+    found = web.permitted_subscription(access.LICENSES_ASSIGN, "licenses.not_found", form=True)
     if isinstance(found, func.HttpResponse):
         return found
-    try:
-        web.check_csrf()
-    except CsrfRejected as exc:
-        return csrf_refused(web, exc)
     t = translator(web.language)
     form = web.form()
     pasted = form.get("emails", "")
@@ -437,13 +432,9 @@ def assign_form(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def revoke_form(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = web.permitted_subscription(access.LICENSES_ASSIGN, "licenses.not_found")
+    found = web.permitted_subscription(access.LICENSES_ASSIGN, "licenses.not_found", form=True)
     if isinstance(found, func.HttpResponse):
         return found
-    try:
-        web.check_csrf()
-    except CsrfRejected as exc:
-        return csrf_refused(web, exc)
     t = translator(web.language)
     email = web.form().get("email", "").strip().lower()
     try:
@@ -458,13 +449,9 @@ def revoke_form(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def reassign_form(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
-    found = web.permitted_subscription(access.LICENSES_ASSIGN, "licenses.not_found")
+    found = web.permitted_subscription(access.LICENSES_ASSIGN, "licenses.not_found", form=True)
     if isinstance(found, func.HttpResponse):
         return found
-    try:
-        web.check_csrf()
-    except CsrfRejected as exc:
-        return csrf_refused(web, exc)
     t = translator(web.language)
     form = web.form()
     email = form.get("email", "").strip().lower()

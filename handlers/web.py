@@ -96,9 +96,10 @@ class WebRequest:
         target = self.req.url.split("://", 1)[-1].split("/", 1)[-1]
         return self.redirect(f"/api/signin?next={quote('/' + target, safe='')}")
 
-    def permitted_subscription(self, permission: str, not_found_text: str = "subscription.not_found"):
+    def permitted_subscription(self, permission: str, not_found_text: str = "subscription.not_found", *, form: bool = False):
         """The route's subscription if the signed-in person holds `permission`; else the response to
-        give (sign-in redirect, or the same 404 for unknown and forbidden ids)."""
+        give (sign-in redirect, the same 404 for unknown and forbidden ids, or 403 for a form post
+        without a valid CSRF token when `form` is set)."""
         from services import access
 
         try:
@@ -111,6 +112,11 @@ class WebRequest:
         if found is None:
             t = translator(self.language)
             return self.error_page(404, t("error.not_found.title"), t(not_found_text))
+        if form:
+            try:
+                self.check_csrf()
+            except CsrfRejected as exc:
+                return csrf_refused(self, exc)
         return found
 
     def ensure_session(self) -> WebSession:

@@ -90,3 +90,26 @@ def test_a_bad_list_is_refused_on_the_page_and_nothing_assigned(page, stack):
     page.get_by_role("button", name="Assign licenses").click()
     expect(page.get_by_role("alert")).to_contain_text("not a CSV")
     assert page.locator("#seats").count() == 0
+
+
+def test_license_forms_refuse_a_post_without_the_csrf_token(page, stack):
+    import requests
+
+    from services import seats
+    from tests.licenses_support import context
+
+    owner = idp_person(stack, "admin@contoso.example")
+    sub = purchased_subscription(stack, owner, quantity=2)
+    seats.assign(context(stack, person=owner), sub.id, ["kept@contoso.example"])
+    sign_in(page, stack, "admin@contoso.example")
+    cookie = {c["name"]: c["value"] for c in page.context.cookies()}["smm_session"]
+    for path, data in (("revoke", {"email": "kept@contoso.example"}), ("", {"emails": "new@contoso.example"})):
+        response = requests.post(
+            f"{stack.url}/api/subscriptions/{sub.id}/licenses{'/' + path if path else ''}",
+            data={**data, "csrf_token": "forged"},
+            cookies={"smm_session": cookie},
+            timeout=10,
+        )
+        assert response.status_code == 403
+    assert stack.storage().get("Subscriptions", sub.id, "seat|kept@contoso.example") is not None
+    assert stack.storage().get("Subscriptions", sub.id, "seat|new@contoso.example") is None
