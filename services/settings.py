@@ -65,7 +65,7 @@ class Settings(BaseModel):
     mail_outbox_dir: str = Field(".outbox", alias="MAIL_OUTBOX_DIR")
 
     # --- sessions and forms ----------------------------------------------------------------------
-    # Signs CSRF tokens and sign-in state; at least 32 random bytes (e.g. `openssl rand -hex 32`).
+    # Keys the stored dashboard session ids (HMAC); at least 32 random characters (`openssl rand -hex 32`).
     session_secret: str = Field(alias="SESSION_SECRET", min_length=32, json_schema_extra={"secret": True})
     session_idle_minutes: int = Field(30, alias="SESSION_IDLE_MINUTES", gt=0)
     session_absolute_hours: int = Field(8, alias="SESSION_ABSOLUTE_HOURS", gt=0)

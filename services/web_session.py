@@ -1,13 +1,15 @@
 """Server-side dashboard sessions in Table Storage, and the cookie that names them.
 
-The cookie holds only a random id; the table holds its SHA-256, so reading the table does not give
-anyone a usable cookie. Sessions end after an idle timeout and an absolute timeout, the id is rotated
+The cookie holds only a random id; the table holds its HMAC under SESSION_SECRET, so reading the
+table (or a backup of it) gives nobody a usable cookie, nor a way to test guessed ids offline.
+Rotating SESSION_SECRET signs everyone out. Sessions end after an idle timeout and an absolute timeout, the id is rotated
 at sign-in, sign-out deletes the row, and a timer removes expired rows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass, field, replace
@@ -63,16 +65,18 @@ class WebSession:
         return self.person is not None
 
 
-def _key(session_id: str) -> tuple[str, str]:
-    digest = hashlib.sha256(session_id.encode()).hexdigest()
-    return digest[:2], digest
 
 
 class SessionStore:
     def __init__(self, storage: Storage, settings: Settings):
         self._storage = storage
+        self._secret = settings.session_secret.encode()
         self._idle = timedelta(minutes=settings.session_idle_minutes)
         self._absolute = timedelta(hours=settings.session_absolute_hours)
+
+    def _key(self, session_id: str) -> tuple[str, str]:
+        digest = hmac.new(self._secret, session_id.encode(), hashlib.sha256).hexdigest()
+        return digest[:2], digest
 
     def new(self, *, person: Person | None = None, pending: dict[str, Any] | None = None) -> WebSession:
         now = datetime.now(timezone.utc)
@@ -91,7 +95,7 @@ class SessionStore:
         """The live session with that id; None if unknown or expired (expired rows are deleted)."""
         if not session_id or len(session_id) > 100:
             return None
-        partition, row = _key(session_id)
+        partition, row = self._key(session_id)
         entity = self._storage.get(SESSIONS, partition, row)
         if entity is None:
             return None
@@ -106,7 +110,7 @@ class SessionStore:
         return session
 
     def save(self, session: WebSession) -> None:
-        partition, row = _key(session.id)
+        partition, row = self._key(session.id)
         entity = {
             "PartitionKey": partition,
             "RowKey": row,
@@ -129,7 +133,7 @@ class SessionStore:
         return self.new(person=person)
 
     def delete(self, session: WebSession) -> None:
-        self._storage.delete(SESSIONS, *_key(session.id))
+        self._storage.delete(SESSIONS, *self._key(session.id))
 
     def purge_expired(self) -> int:
         now = datetime.now(timezone.utc)
