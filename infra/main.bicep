@@ -74,7 +74,6 @@ param maxQuantity string = ''
 param graceDays string = ''
 param leaseTtlHours string = ''
 param licenseRateLimitPerMinute string = ''
-param invitationDays string = ''
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -126,7 +125,6 @@ var operatorSettings = {
   GRACE_DAYS: graceDays
   LEASE_TTL_HOURS: leaseTtlHours
   LICENSE_RATE_LIMIT_PER_MINUTE: licenseRateLimitPerMinute
-  INVITATION_DAYS: invitationDays
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {

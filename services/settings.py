@@ -104,9 +104,6 @@ class Settings(BaseModel):
     addin_origins: list[str] = Field(default_factory=list, alias="ADDIN_ORIGINS")
     license_rate_limit_per_minute: int = Field(120, alias="LICENSE_RATE_LIMIT_PER_MINUTE", gt=0)
 
-    # --- delegation -----------------------------------------------------------------------------
-    invitation_days: int = Field(7, alias="INVITATION_DAYS", gt=0)
-
     _split_lists = field_validator("api_audiences", "stripe_webhook_secrets", "addin_origins", mode="before")(
         classmethod(lambda cls, v: _csv(v))
     )
