@@ -18,6 +18,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 _READY = re.compile(r"Local Functions host listening on (http://\S+)")
 
 
+def terminate(process: subprocess.Popen, timeout: float = 15) -> int | None:
+    """Stop a child of ours by its process id: SIGTERM, then SIGKILL if it has not exited in time.
+
+    Shared by every local process the tests and `make run` start (host, stand-ins)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+    return process.returncode
+
+
 @dataclass
 class LaunchedHost:
     process: subprocess.Popen
@@ -34,14 +48,7 @@ class LaunchedHost:
 
     def stop(self, timeout: float = 15) -> int | None:
         """SIGTERM (graceful: in-flight invocations finish), SIGKILL if it does not exit in time."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        return self.process.returncode
+        return terminate(self.process, timeout)
 
     def __enter__(self) -> "LaunchedHost":
         return self

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from local_host.launcher import terminate
+
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILE = ROOT / "local.settings.json"
 SAMPLE_FILE = ROOT / "local.settings.sample.json"
@@ -131,12 +133,7 @@ def _wait_for_health(base_url: str, host: subprocess.Popen, timeout: float = 60)
 def _stop(process) -> None:
     try:
         if isinstance(process, subprocess.Popen):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            terminate(process)
         else:
             process.stop()
     except Exception as exc:  # noqa: BLE001 - keep stopping the others

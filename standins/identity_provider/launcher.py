@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from local_host.launcher import terminate
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_PREFIX = "identity provider listening on "
@@ -40,13 +41,7 @@ class LaunchedProvider:
         return self.cert_dir / "ca-bundle.pem"
 
     def stop(self, timeout: float = 5) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout)
 
     def __enter__(self) -> "LaunchedProvider":
         return self

@@ -27,7 +27,7 @@ from .cert import ensure_certificate, write_ca_bundle
 from .directory import Directory, DirectoryError, MULTI_TENANT_SEGMENTS, Tenant, User
 from .grants import GrantError, GrantStore
 from .keys import KeyRing
-from .tokens import DEFAULT_LIFETIME, GRAPH_RESOURCE, RequestedScopes, ScopeError, TokenIssuer
+from .tokens import DEFAULT_LIFETIME, RequestedScopes, ScopeError, TokenIssuer
 
 log = logging.getLogger("standins.identity_provider")
 

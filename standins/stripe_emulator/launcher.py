@@ -2,11 +2,12 @@
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
+
+from local_host.launcher import terminate
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -18,13 +19,7 @@ class EmulatorProcess:
         self.pid = process.pid
 
     def stop(self, timeout=10):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout)
         if self.process.stdout:
             self.process.stdout.close()
 
