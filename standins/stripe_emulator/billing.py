@@ -185,7 +185,7 @@ def open_invoice(ctx, sub):
 def cancel(ctx, sub, *, status="canceled", reason="cancellation_requested"):
     if sub["status"] in ENDED:
         raise StripeError(400, "A canceled subscription can only update its cancellation_details "
-                               f"and metadata.", code="resource_missing", param="subscription")
+                               "and metadata.", code="resource_missing", param="subscription")
     now = ctx.store.now()
     sub.update(status=status, canceled_at=now, ended_at=now)
     sub["cancellation_details"]["reason"] = reason
