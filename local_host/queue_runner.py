@@ -1,7 +1,8 @@
 """Queue triggers: poll a storage queue and invoke the function per message, like the host's
 queue listener (Microsoft.Azure.WebJobs.Extensions.Storage.Queues).
 
-- The queue (and later `<queue>-poison`) is created if missing.
+- The queue is created when the runner starts, before the host reports itself ready (a poison
+  queue when its first message arrives).
 - Messages are fetched in batches of `batchSize`; the next batch is fetched once the number still
   running drops to `newBatchThreshold`. While a message runs it is invisible for 10 minutes (the
   host renews that lock; this host does not, so a function running longer than that may see its
@@ -71,6 +72,7 @@ class QueueRunner:
             max_workers=options.batch_size + options.new_batch_threshold,
             thread_name_prefix=f"queue-{self.queue_name}",
         )
+        self._queue_ready = False
         self._thread = threading.Thread(target=self._poll, name=f"poll-{self.queue_name}", daemon=True)
 
     @property
@@ -78,6 +80,17 @@ class QueueRunner:
         return f"queueTrigger: {self.queue_name}"
 
     def start(self) -> None:
+        """Create the queue, then start polling: once `start()` returns, a producer can send.
+
+        The Functions host logs "Host started" only after its queue listeners run; the local host
+        prints its ready line after every runner's `start()`, so "ready" means ready for queues too.
+        If storage is unreachable now, the poll loop keeps trying (and logs it)."""
+        try:
+            self._ensure_queue(self.queue)
+            self._queue_ready = True
+        except AzureError as error:
+            logger.warning("Queue %r: cannot create it yet (%s); the listener keeps trying",
+                           self.queue_name, type(error).__name__)
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
@@ -101,12 +114,11 @@ class QueueRunner:
         delay = _MIN_POLL_SECONDS
         ceiling = max(_MIN_POLL_SECONDS, min(self.options.max_polling_interval.total_seconds(),
                                              _LOCAL_MAX_POLL_SECONDS))
-        queue_ready = False
         while not self._stop.is_set():
             try:
-                if not queue_ready:
+                if not self._queue_ready:
                     self._ensure_queue(self.queue)
-                    queue_ready = True
+                    self._queue_ready = True
                 with self._lock:
                     running = len(self._in_flight)
                 if running > self.options.new_batch_threshold:

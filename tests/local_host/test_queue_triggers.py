@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
+import uuid
 
 from .conftest import peek, queue, read_records, send_base64, wait_for
 
@@ -57,3 +59,25 @@ def test_processing_resumes_after_storage_was_unreachable(sample_host, azurite):
     message_id = send_base64(work, "after the outage")
     wait_for(lambda: [r for r in read_records(sample_host.output_dir / "work.log") if r["id"] == message_id],
              timeout=30, message="processing after the outage")
+
+
+def test_queue_exists_once_the_runner_has_started(azurite, monkeypatch):
+    """The host prints its ready line after every runner's start(): start() itself must create the
+    queue, so a producer sending right after "ready" never meets QueueNotFound. The poll thread is
+    kept from running, so only start() can have created it."""
+    from local_host.app_loader import FunctionSpec
+    from local_host.host_config import QueueOptions
+    from local_host.queue_runner import QueueRunner
+
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    name = f"r{uuid.uuid4().hex[:8]}-work"
+    spec = FunctionSpec(name="work", trigger_type="queueTrigger",
+                        trigger={"name": "msg", "queueName": name, "connection": "AzureWebJobsStorage"},
+                        user_function=lambda msg: None, is_async=False, wants_context=False)
+    runner = QueueRunner(spec, QueueOptions(), invoker=None)  # type: ignore[arg-type]  # never invoked
+    runner._thread = threading.Thread(target=lambda: None)  # no poller: start() alone is under test
+    runner.start()
+    try:
+        send_base64(queue(azurite, name), "right after start")
+    finally:
+        runner.stop(1)
