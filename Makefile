@@ -1,11 +1,12 @@
 # Two commands do everything on a fresh machine:
 #   make run    install what is needed, start storage, the local stand-ins and the app; print the URL
-#   make test   install what is needed and run the whole test suite
+#   make test   install what is needed, lint and run the whole test suite
+#   make lint   ruff and mypy only (the quick loop)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test setup browser checkov benchmarks clean
+.PHONY: run test lint setup browser checkov benchmarks clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -32,7 +33,16 @@ checkov:
 run: setup
 	$(PY) -m local_stack
 
-test: setup browser checkov
+# Configured in pyproject.toml: ruff checks every Python file, mypy too (strict for the app's own code).
+# Both always run, so one pass shows every finding; the target fails if either found something.
+lint: $(VENV)/.installed
+	@status=0; \
+	echo "$(PY) -m ruff check ."; $(PY) -m ruff check . || status=1; \
+	echo "$(PY) -m mypy"; $(PY) -m mypy || status=1; \
+	exit $$status
+
+# Lint first: it fails in seconds, before the browser and checkov set-up.
+test: setup lint browser checkov
 	$(PY) -m pytest
 
 benchmarks: setup

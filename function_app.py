@@ -6,8 +6,24 @@ module's import path stays small for the license check's cold start.
 
 import azure.functions as func
 
+from handlers import (
+    audit_log,
+    auth,
+    billing,
+    consent,
+    dashboard,
+    health,
+    license,
+    licenses_api,
+    licenses_pages,
+    mail,
+    operations,
+    outbox,
+    purchase,
+    seat_timers,
+    subscriptions,
+)
 from services import observability
-from handlers import auth, billing, consent, dashboard, health, license, licenses, mail, operations, outbox, purchase, subscriptions
 
 # Correlation ids and redaction on every log record; reads only environment variables, no settings.
 observability.install()
@@ -27,6 +43,9 @@ for blueprint in (
     outbox.bp,
     operations.bp,
     license.bp,
-    licenses.bp,
+    licenses_api.bp,
+    licenses_pages.bp,
+    audit_log.bp,
+    seat_timers.bp,
 ):
     app.register_functions(blueprint)

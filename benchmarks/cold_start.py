@@ -39,7 +39,9 @@ _TIMER = "import time, sys; t = time.perf_counter(); import {module}; print((tim
 def import_ms(module: str, runs: int) -> float:
     samples = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", _TIMER.format(module=module)], cwd=ROOT, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _TIMER.format(module=module)], cwd=ROOT, capture_output=True, text=True, check=True,
+        )
         samples.append(float(out.stdout.strip()))
     return statistics.median(samples)
 
@@ -58,7 +60,7 @@ def main() -> None:
         print(f"  {'import ' + module + ' (' + name + ')':38} {ms:8.1f} ms")
     print(f"{'every runtime package, one by one':40} {total:8.1f} ms  (sum; shared dependencies counted again)")
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, function_app; print(' '.join(m for m in %r if m in sys.modules))" % (HEAVY,)],
+        [sys.executable, "-c", f"import sys, function_app; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout.split()
     print(f"heavy SDKs loaded by function_app: {', '.join(loaded) or 'none'}")

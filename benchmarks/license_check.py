@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -37,12 +37,13 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from azure.data.tables import TableServiceClient  # noqa: E402
 
+from adapters.keys import SUBSCRIPTION_ROW  # noqa: E402
+from adapters.table_storage import SUBSCRIPTIONS, Storage  # noqa: E402
 from local_host import launch as launch_host  # noqa: E402
 from local_host.azurite import connection_string, start_azurite  # noqa: E402
 from services import subscription_store  # noqa: E402
 from services.settings import load_settings  # noqa: E402
-from services.storage import SUBSCRIPTIONS, Storage  # noqa: E402
-from services.subscription import SUBSCRIPTION_ROW, Subscription  # noqa: E402
+from services.subscription import Subscription  # noqa: E402
 from standins.identity_provider import client as idp  # noqa: E402
 from standins.identity_provider import launch as launch_identity_provider  # noqa: E402
 from standins.identity_provider.directory import CONTOSO_ID  # noqa: E402
@@ -131,7 +132,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def run_load(concurrency: int, seconds: float, work) -> dict:
     """`work(client_index, session)` repeatedly from `concurrency` threads; latencies in ms."""
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
-    failures = Counter()
+    failures: Counter[str] = Counter()
     deadline = time.perf_counter() + seconds
 
     def client(index: int) -> None:
@@ -194,7 +195,7 @@ def main() -> int:
             tenant_id=CONTOSO_ID, owner_tid=CONTOSO_ID, owner_oid="10000000-0000-4000-8000-000000000001",
             owner_email="admin@contoso.example", owner_name="Contoso Admin", language="en",
             stripe_customer_id="", checkout_session_id="cs_benchmark",
-            current_period_end=datetime.now(timezone.utc) + timedelta(days=20)))
+            current_period_end=datetime.now(UTC) + timedelta(days=20)))
         verify = str(provider.ca_bundle)
 
         def licensed_user(n: int) -> str:
@@ -232,8 +233,10 @@ def main() -> int:
 
         # --- throughput and latency ---------------------------------------------------------------
         table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(SUBSCRIPTIONS)
-        raw_clients = [TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(SUBSCRIPTIONS)
-                       for _ in range(max(CONCURRENCY))]
+        raw_clients = [
+            TableServiceClient.from_connection_string(azurite.connection_string).get_table_client(SUBSCRIPTIONS)
+            for _ in range(max(CONCURRENCY))
+        ]
         table.get_entity(subscription_id, SUBSCRIPTION_ROW)
 
         def raw_read(index: int, session) -> bool:
@@ -255,7 +258,8 @@ def main() -> int:
         print("-" * 84)
         for concurrency, checks, reads in rows:
             failed = sum(checks["failures"].values())
-            print(f"{concurrency:>7} | {checks['per_second']:>9.0f} {checks['p50']:>8.2f} {checks['p99']:>8.2f} {failed:>6} | "
+            print(f"{concurrency:>7} | "
+                  f"{checks['per_second']:>9.0f} {checks['p50']:>8.2f} {checks['p99']:>8.2f} {failed:>6} | "
                   f"{reads['per_second']:>11.0f} {reads['p50']:>8.2f} {reads['p99']:>8.2f}")
             if checks["failures"]:
                 print(f"        failures: {checks['failures']}")

@@ -11,15 +11,21 @@ from __future__ import annotations
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import UTC, datetime
 
+from azure.data.tables import TableClient
+
+from adapters.subscription_repository import PartitionWrites, SubscriptionRepository
+from adapters.table_storage import SUBSCRIPTIONS, Storage
 from local_host.azurite import start_azurite
-from services import seats, subscription_store
+from services import seat_assignment, seat_listing, subscription_store
 from services.audit import Actor
-from services.seat import seat_entity
+from services.seat import Seat
+from services.seat_change import Context
 from services.settings import load_settings
-from services.storage import SUBSCRIPTIONS, Storage, update_if_match
 from services.subscription import Subscription
+from services.unit_of_work import UnitOfWork
 from tests.factories import local_values
 
 
@@ -35,7 +41,7 @@ def _subscription(quantity: int) -> Subscription:
     return Subscription(
         id=sid, kind="organisation", status="active", quantity=quantity, assigned_count=0, tenant_id="t", owner_tid="t",
         owner_oid="o", owner_email="owner@bench.example", owner_name="Bench", language="en", stripe_customer_id="",
-        checkout_session_id="cs_" + sid, current_period_end=datetime.now(timezone.utc),
+        checkout_session_id="cs_" + sid, current_period_end=datetime.now(UTC),
     )
 
 
@@ -45,37 +51,41 @@ def main() -> None:
         settings = load_settings(local_values(AzureWebJobsStorage=azurite.connection_string))
         storage = Storage(settings)
         storage.ensure_created()
-        ctx = seats.Context(storage, settings, Actor("t", "o", "owner@bench.example", "Bench"))
+        ctx = Context(UnitOfWork(storage), settings, Actor("t", "o", "owner@bench.example", "Bench"))
         results: list[tuple[str, float]] = []
 
         # Raw: 1,000 single inserts, and 1,000 rows as 10 transactions of 100, in a scratch partition.
         raw_pk = "raw-" + uuid.uuid4().hex
-        table = storage.table(SUBSCRIPTIONS)
+        table = TableClient.from_connection_string(azurite.connection_string, SUBSCRIPTIONS)
         with timed("raw: 1,000 single entity inserts", results):
             for i in range(1000):
                 table.create_entity({"PartitionKey": raw_pk, "RowKey": f"r{i:05d}", "Email": f"r{i}@bench.example"})
         with timed("raw: 1,000 entities in 10 transactions of 100", results):
             for b in range(10):
-                storage.transact(SUBSCRIPTIONS, [("create", {"PartitionKey": raw_pk, "RowKey": f"t{b * 100 + i:05d}"})
-                                                 for i in range(100)])
+                table.submit_transaction([("create", {"PartitionKey": raw_pk, "RowKey": f"t{b * 100 + i:05d}"})
+                                          for i in range(100)])
 
         # Assign 1,000 addresses through the real path (reservation, batches, lookup rows, welcome mails).
         sub = _subscription(10_000)
         subscription_store.create(storage, sub)
         addresses = [f"user{i:05d}@bench.example" for i in range(1000)]
         with timed("assign 1,000 addresses (seats + lookup rows + welcome mails)", results):
-            outcome = seats.assign(ctx, sub.id, addresses)
+            outcome = seat_assignment.assign(ctx, sub.id, addresses)
         assert len(outcome.assigned) == 1000
 
         # Fill the subscription to 10,000 seats directly (listing is what is measured next).
-        current = subscription_store.load(storage, sub.id)
+        repository = SubscriptionRepository(storage)
         for b in range(90):
-            rows = [seat_entity(sub.id, f"bulk{b * 100 + i:05d}@bench.example", sequence=1001 + b * 100 + i, assigned_by="bench")
-                    for i in range(100)]
-            storage.transact(SUBSCRIPTIONS, [("create", r) for r in rows])
-        updated = Subscription(**{**current.__dict__, "assigned_count": 10_000, "etag": None})
-        storage.transact(SUBSCRIPTIONS, [update_if_match(updated.to_entity(), current.etag)])
-        sub = subscription_store.load(storage, sub.id)
+            repository.create_rows(sub.id, [
+                Seat.new(f"bulk{b * 100 + i:05d}@bench.example", sequence=1001 + b * 100 + i, assigned_by="bench")
+                for i in range(100)
+            ])
+        current = repository.load(sub.id)
+        assert current is not None
+        repository.commit(PartitionWrites(replace(current, assigned_count=10_000)))
+        reloaded = repository.load(sub.id)
+        assert reloaded is not None
+        sub = reloaded
 
         with timed("raw: query 10,000 seat rows of one partition", results):
             raw_rows = sum(1 for _ in table.query_entities(
@@ -85,18 +95,18 @@ def main() -> None:
         with timed("list 10,000 seats (pages of 1,000 with continuation tokens)", results):
             token, listed = None, 0
             while True:
-                page = seats.list_seats(storage, sub, 14, continuation=token, limit=1000)
+                page = seat_listing.list_seats(storage, sub, 14, continuation=token, limit=1000)
                 listed += len(page.seats)
                 token = page.continuation
                 if not token:
                     break
         assert listed == 10_000
         with timed("first page of 50 seats of 10,000", results):
-            seats.list_seats(storage, sub, 14, limit=50)
+            seat_listing.list_seats(storage, sub, 14, limit=50)
         with timed("pending seats, first page of 50 (server-side filter)", results):
-            seats.list_seats(storage, sub, 14, status="pending", limit=50)
+            seat_listing.list_seats(storage, sub, 14, status="pending", limit=50)
         with timed("export 10,000 seats as CSV", results):
-            csv_text = seats.export_csv(storage, sub, 14)
+            csv_text = seat_listing.export_csv(storage, sub, 14)
         assert csv_text.count("\n") == 10_001
 
         width = max(len(label) for label, _ in results)

@@ -76,7 +76,8 @@ def main() -> None:
             stamp = int(time.time())
             signature = hmac.new(SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
             started = time.perf_counter()
-            response = requests.post(url, data=body, headers={"Stripe-Signature": f"t={stamp},v1={signature}"}, timeout=30)
+            headers = {"Stripe-Signature": f"t={stamp},v1={signature}"}
+            response = requests.post(url, data=body, headers=headers, timeout=30)
             elapsed = (time.perf_counter() - started) * 1000
             response.raise_for_status()
             return elapsed
@@ -94,9 +95,11 @@ def main() -> None:
         applied = time.perf_counter() - started
 
         print(f"webhook acknowledgement, {args.events} events, {args.concurrency} concurrent deliveries:")
-        print(f"  p50 {statistics.median(latencies):7.1f} ms   p99 {percentile(latencies, 99):7.1f} ms   max {max(latencies):7.1f} ms")
+        print(f"  p50 {statistics.median(latencies):7.1f} ms   p99 {percentile(latencies, 99):7.1f} ms   "
+              f"max {max(latencies):7.1f} ms")
         print(f"  {args.events / acked:7.1f} acknowledged/s")
-        print(f"queue processing: all {args.events} applied after {applied:.1f} s  ->  {args.events / applied:7.1f} events/s")
+        print(f"queue processing: all {args.events} applied after {applied:.1f} s  ->  "
+              f"{args.events / applied:7.1f} events/s")
     finally:
         host.stop()
         stripe.stop()

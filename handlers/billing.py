@@ -9,7 +9,7 @@ import azure.functions as func
 from handlers.responses import error, json_response, when_configured
 from services import api_spec, bootstrap, observability
 from services.billing_events import Billing, apply, enqueue_event, reconcile
-from services.storage import STRIPE_EVENTS_QUEUE
+from adapters.table_storage import STRIPE_EVENTS_QUEUE
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()

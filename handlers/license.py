@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import azure.functions as func
-from azure.core.exceptions import AzureError
 
 from handlers import bearer
 from handlers.responses import error, json_response, when_configured
@@ -24,7 +23,7 @@ from services.lease import LeaseKeyError, keys_for
 from services.license_check import RANK, Code, Decision, LicenseChecker
 from services.rate_limit import RateLimiter, retry_after_header
 from services.settings import Settings, SettingsError
-from services.storage import StorageUnavailable
+from adapters.table_storage import StorageUnavailable
 from services.subscription_cache import SubscriptionCache
 
 log = logging.getLogger(__name__)
@@ -134,10 +133,11 @@ def license_check(req: func.HttpRequest) -> func.HttpResponse:
 
     try:
         decision = _checker(settings).check(bootstrap.hot_path_storage(), principal)
-    except (AzureError, StorageUnavailable) as exc:
-        status = getattr(exc, "status_code", None)
+    except StorageUnavailable as exc:
+        status = exc.status_code
         level = logging.ERROR if status is not None and 400 <= status < 500 and status not in (408, 429) else logging.WARNING
-        log.log(level, "license check: storage unavailable (%s, status %s); answered 503", type(exc).__name__, status)
+        log.log(level, "license check: storage unavailable (%s, status %s); answered 503",
+                type(exc.__cause__ or exc).__name__, status)
         return _unavailable("The license service is temporarily unavailable; try again later.", cors)
 
     language = choose_language(req.headers.get("Accept-Language"), default=settings.default_language)

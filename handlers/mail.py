@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from services import bootstrap, observability
-from services.storage import OUTBOUND_EMAIL_QUEUE
+from adapters.table_storage import OUTBOUND_EMAIL_QUEUE
 
 bp = func.Blueprint()
 

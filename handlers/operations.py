@@ -7,7 +7,7 @@ import logging
 import azure.functions as func
 
 from services import bootstrap
-from services.storage import QUEUES
+from adapters.table_storage import QUEUES
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -18,6 +18,6 @@ def poison_queue_depth(timer: func.TimerRequest) -> None:
     storage = bootstrap.storage()
     for name in QUEUES:
         poison = f"{name}-poison"
-        depth = storage.queue(poison).get_queue_properties().approximate_message_count
+        depth = storage.queue_depth(poison)
         # infra/alerts.bicep parses exactly this line: keep its shape.
         log.info("poison_queue_depth queue=%s depth=%d", poison, depth)

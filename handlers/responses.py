@@ -34,6 +34,17 @@ def error(status: int, code: str, message: str, headers: Mapping[str, str] | Non
     return json_response({"error": code, "message": message, **extra}, status=status, headers=headers)
 
 
+def csv_response(text: str, filename: str, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    """A CSV download; Excel reads it as UTF-8 thanks to the byte order mark."""
+    return func.HttpResponse(
+        "\ufeff" + text,
+        status_code=200,
+        mimetype="text/csv",
+        charset="utf-8",
+        headers={**SECURITY_HEADERS, **(headers or {}), "Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 def when_configured(handler: Callable[..., func.HttpResponse]) -> Callable[..., func.HttpResponse]:
     """Answer 503 instead of a 500 traceback while the app's settings are invalid.
 

@@ -7,10 +7,11 @@ from datetime import datetime, timezone
 
 import azure.functions as func
 
-from handlers.responses import when_configured
+from handlers import gate
 from handlers.web import WebRequest
 from services import access, bootstrap, consent, subscription_store
 from services.subscription import Subscription
+from services.web_session import Person
 
 bp = func.Blueprint()
 
@@ -29,37 +30,29 @@ def checklist(subscription: Subscription) -> list[dict]:
 
 
 @bp.route(route="subscriptions/{subscription_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@when_configured
-def subscription_page(req: func.HttpRequest) -> func.HttpResponse:
-    web = WebRequest.of(req)
-    found = web.permitted_subscription(access.SUBSCRIPTION_VIEW)
-    if isinstance(found, func.HttpResponse):
-        return found
+@gate.page(access.SUBSCRIPTION_VIEW)
+def subscription_page(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
     grace_days = web.settings.grace_days
-    steps = checklist(found)
-    grace = found.grace_ends_at(grace_days)
+    steps = checklist(subscription)
+    grace = subscription.grace_ends_at(grace_days)
     return web.render(
         "subscription.html",
-        subscription=found,
-        state=found.license_state(grace_days).value,
+        subscription=subscription,
+        state=subscription.license_state(grace_days).value,
         grace_until=grace.strftime("%Y-%m-%d") if grace else None,
         checklist_done=steps[0]["done"] and steps[2]["done"],
     )
 
 
 @bp.route(route="subscriptions/{subscription_id}/setup", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@when_configured
-def setup_page(req: func.HttpRequest) -> func.HttpResponse:
-    web = WebRequest.of(req)
-    found = web.permitted_subscription(access.SUBSCRIPTION_VIEW)
-    if isinstance(found, func.HttpResponse):
-        return found
-    if found.setup_seen_at is None and access.can(found, web.person, access.OWNER):
+@gate.page(access.SUBSCRIPTION_VIEW)
+def setup_page(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    if subscription.setup_seen_at is None and access.can(subscription, person, access.OWNER):
         # The owner has seen the checklist: no "finish setup" reminder mail is needed any more.
         now = datetime.now(timezone.utc)
         subscription_store.update(
             bootstrap.storage(),
-            found.id,
+            subscription.id,
             lambda current: None if current.setup_seen_at else (replace(current, setup_seen_at=now), []),
         )
-    return web.render("setup.html", subscription=found, steps=checklist(found))
+    return web.render("setup.html", subscription=subscription, steps=checklist(subscription))

@@ -2,7 +2,8 @@
 
 Each page handler makes a `WebRequest`, asks it for the signed-in person, checks the form's CSRF
 token on POST, and returns `render()` or `redirect()`; the session cookie and security headers are
-set here for every page.
+set here for every page. Pages of a subscription get their `WebRequest`, person and subscription
+from the gate (`handlers/gate.py`), which does those checks.
 """
 
 from __future__ import annotations
@@ -95,29 +96,6 @@ class WebRequest:
         """Send someone who is not signed in to sign-in, coming back here afterwards."""
         target = self.req.url.split("://", 1)[-1].split("/", 1)[-1]
         return self.redirect(f"/api/signin?next={quote('/' + target, safe='')}")
-
-    def permitted_subscription(self, permission: str, not_found_text: str = "subscription.not_found", *, form: bool = False):
-        """The route's subscription if the signed-in person holds `permission`; else the response to
-        give (sign-in redirect, the same 404 for unknown and forbidden ids, or 403 for a form post
-        without a valid CSRF token when `form` is set)."""
-        from services import access
-
-        try:
-            person = self.require_person()
-        except NotSignedIn:
-            return self.sign_in_redirect()
-        found = access.permitted_subscription(
-            bootstrap.storage(), self.req.route_params.get("subscription_id", ""), person, permission
-        )
-        if found is None:
-            t = translator(self.language)
-            return self.error_page(404, t("error.not_found.title"), t(not_found_text))
-        if form:
-            try:
-                self.check_csrf()
-            except CsrfRejected as exc:
-                return csrf_refused(self, exc)
-        return found
 
     def ensure_session(self) -> WebSession:
         if self.session is None:

@@ -11,9 +11,10 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import azure.functions as func
 
@@ -91,7 +92,7 @@ def load_functions(app_dir: Path, script_file: str = "function_app.py") -> list[
     if not (app_dir / script_file).exists():
         raise AppLoadError(f"{app_dir / script_file} does not exist")
     loaded = sys.modules.get(module_name)
-    if loaded is not None and Path(loaded.__file__).resolve().parent != app_dir:
+    if loaded is not None and (loaded.__file__ is None or Path(loaded.__file__).resolve().parent != app_dir):
         # Apps share module names (function_app, their blueprints); a second app cannot be
         # imported into the same interpreter. Use local_host.launch() for a separate process.
         raise AppLoadError(f"another {module_name!r} ({loaded.__file__}) is already imported in this process")

@@ -175,7 +175,7 @@ class Azurite:
         os.killpg(self.pid, signal.SIGCONT)
         self.paused = False
 
-    def __enter__(self) -> "Azurite":
+    def __enter__(self) -> Azurite:
         return self
 
     def __exit__(self, *exc) -> None:

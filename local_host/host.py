@@ -41,7 +41,7 @@ class LocalHost:
     def url(self) -> str:
         return f"http://localhost:{self.port}"
 
-    def start(self) -> "LocalHost":
+    def start(self) -> LocalHost:
         applied = apply_local_settings(self.app_dir)
         if applied:
             logger.info("Applied %d settings from local.settings.json", len(applied))
@@ -60,17 +60,17 @@ class LocalHost:
         self._server_thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                                name="http-server", daemon=True)
         self._server_thread.start()
-        self._log_functions(runners)
+        self._log_functions(runners, self.config.route_prefix)
         for runner in runners:
             runner.start()
         self._runners = runners
         logger.info("Local Functions host listening on %s (routePrefix '%s')", self.url, self.config.route_prefix)
         return self
 
-    def _log_functions(self, runners: list[QueueRunner | TimerRunner]) -> None:
+    def _log_functions(self, runners: list[QueueRunner | TimerRunner], route_prefix: str) -> None:
         """The function list `func start` prints, with URLs, queues and schedules."""
         lines = ["", "Functions:", ""]
-        prefix = f"/{self.config.route_prefix}" if self.config.route_prefix else ""
+        prefix = f"/{route_prefix}" if route_prefix else ""
         described = {runner.spec.name: runner.description for runner in runners}
         for spec in self.functions:
             if spec.trigger_type == "httpTrigger":
@@ -97,7 +97,7 @@ class LocalHost:
             self._invoker.close()
         logger.info("Local Functions host stopped")
 
-    def __enter__(self) -> "LocalHost":
+    def __enter__(self) -> LocalHost:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -96,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
@@ -132,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(match, MethodNotAllowed):
                 self._send(405, [("Allow", ", ".join(match.allowed))], b"")
                 return
-            host = self.headers.get("Host") or "%s:%d" % self.server.server_address[:2]
+            host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
             request = build_http_request(
                 self.command, f"http://{host}{self.path}", self.headers.items(), body, match.route_params,
             )

@@ -16,7 +16,8 @@ Host behaviours reproduced here:
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 logger = logging.getLogger("local_host")
 
@@ -12,7 +12,7 @@ class HostFormatter(logging.Formatter):
     """`[2024-05-01T10:00:00.123Z] message`, UTC, like Core Tools."""
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         message = super().format(record)
         return "\n".join(f"[{stamp}Z] {line}" for line in message.splitlines() or [""])
 

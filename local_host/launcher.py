@@ -50,7 +50,7 @@ class LaunchedHost:
         """SIGTERM (graceful: in-flight invocations finish), SIGKILL if it does not exit in time."""
         return terminate(self.process, timeout)
 
-    def __enter__(self) -> "LaunchedHost":
+    def __enter__(self) -> LaunchedHost:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
 
-def apply_local_settings(app_dir: Path, environ: dict[str, str] | None = None) -> list[str]:
+def apply_local_settings(app_dir: Path, environ: MutableMapping[str, str] | None = None) -> list[str]:
     """Put `Values` into the environment without overriding. Returns the names that were set."""
-    environ = os.environ if environ is None else environ
+    if environ is None:
+        environ = os.environ
     path = app_dir / "local.settings.json"
     if not path.exists():
         return []

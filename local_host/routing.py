@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote
 
 # Precedence digits per segment kind, lower wins (RoutePrecedence.ComputeInbound).
@@ -89,9 +90,9 @@ def _constraint(name: str, argument: str | None) -> Callable[[str], bool]:
         low, high = (int(args[0]), int(args[0])) if len(args) == 1 else (int(args[0]), int(args[1]))
         return lambda v: low <= len(v) <= high
     if name in ("min", "max", "range"):
-        low = int(args[0]) if name in ("min", "range") else None
-        high = int(args[-1]) if name in ("max", "range") else None
-        return lambda v: _is_int(v, 64) and (low is None or int(v) >= low) and (high is None or int(v) <= high)
+        least = int(args[0]) if name in ("min", "range") else None
+        most = int(args[-1]) if name in ("max", "range") else None
+        return lambda v: _is_int(v, 64) and (least is None or int(v) >= least) and (most is None or int(v) <= most)
     if name == "regex":
         # ASP.NET's regex constraint is case-insensitive and not implicitly anchored.
         pattern = re.compile(argument or "", re.IGNORECASE)
@@ -119,6 +120,11 @@ class _Segment:
     @property
     def only_parameter(self) -> _Parameter | None:
         return self.parts[0] if len(self.parts) == 1 and isinstance(self.parts[0], _Parameter) else None
+
+    @property
+    def literal(self) -> str:
+        """The text of a segment that has no parameters."""
+        return "".join(p for p in self.parts if isinstance(p, str))
 
     @property
     def precedence(self) -> int:
@@ -222,7 +228,7 @@ class RouteTemplate:
     segments: list[_Segment]
 
     @classmethod
-    def parse(cls, text: str) -> "RouteTemplate":
+    def parse(cls, text: str) -> RouteTemplate:
         stripped = text.strip().strip("/")
         segments = [_parse_segment(s, text) for s in stripped.split("/")] if stripped else []
         for segment in segments[:-1]:
@@ -270,7 +276,7 @@ class RouteTemplate:
                         if not part.accepts(match.group(part.name)):
                             return None
                         values[part.name] = match.group(part.name)
-            elif value.lower() != segment.parts[0].lower():
+            elif value.lower() != segment.literal.lower():
                 return None
         if len(raw_segments) > len(self.segments):
             return None

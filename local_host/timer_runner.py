@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from azure.functions.timer import TimerRequest
 from croniter import croniter
@@ -48,7 +48,7 @@ class Schedule:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class TimerRunner:

@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
     poison, target = _client(args, f"{args.queue}-poison"), _client(args, args.queue)
     if args.list:
-        for message in poison.peek_messages(max_messages=32):
-            print(f"{message.id}  inserted {message.inserted_on:%Y-%m-%d %H:%M}Z  {_preview(message.content)}")
+        for peeked in poison.peek_messages(max_messages=32):
+            print(f"{peeked.id}  inserted {peeked.inserted_on:%Y-%m-%d %H:%M}Z  {_preview(peeked.content)}")
         return 0
 
     moved = 0

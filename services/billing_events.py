@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services import observability, seats, subscription_store
-from services.audit import Actor, audit_entity
+from adapters.lookup_repository import LookupRepository
+from adapters.table_storage import STRIPE_EVENTS_QUEUE, TableStore
+from services import observability, subscription_store
+from services.audit import Actor, AuditEntry
 from services.fulfilment import fulfil
-from services.mail import MailMessage, enqueue
+from services.mail import compose, enqueue
+from services.over_quantity import apply_quantity
 from services.settings import Settings
-from services.storage import STRIPE_EVENTS, STRIPE_EVENTS_QUEUE, Storage
 from services.stripe_gateway import StripeGateway, StripeNotFound, as_dict
 from services.subscription import StripeSubscriptionState, Subscription
+from services.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +37,13 @@ SETUP_REMINDER = "internal.setup_reminder"
 class Billing:
     """What applying events needs; built by the handler from the production adapters."""
 
-    storage: Storage
+    storage: TableStore
     stripe: StripeGateway
     settings: Settings
 
 
-def enqueue_event(storage: Storage, event: dict[str, Any]) -> None:
-    storage.queue(STRIPE_EVENTS_QUEUE).send_message(json.dumps(event).encode("utf-8"))
+def enqueue_event(storage: TableStore, event: dict[str, Any]) -> None:
+    storage.send(STRIPE_EVENTS_QUEUE, json.dumps(event).encode("utf-8"))
 
 
 def apply(body: bytes, billing: Billing) -> str:
@@ -52,15 +55,13 @@ def apply(body: bytes, billing: Billing) -> str:
 
     event_id = str(event["id"])
     observability.annotate(stripe_event_id=event_id)
-    if billing.storage.get(STRIPE_EVENTS, event_id[-2:], event_id) is not None:
+    applied = LookupRepository(billing.storage)
+    if applied.event_applied(event_id):
         return f"{event_type} {event_id}: already applied"
     handler = _HANDLERS.get(event_type)
     result = handler(event, billing) if handler else "ignored (not an event this server uses)"
     # Recorded after applying: a crash in between re-applies, which every handler tolerates.
-    billing.storage.upsert(
-        STRIPE_EVENTS,
-        {"PartitionKey": event_id[-2:], "RowKey": event_id, "Type": event_type, "AppliedAt": datetime.now(timezone.utc)},
-    )
+    applied.record_event(event_id, event_type, datetime.now(UTC))
     return f"{event_type} {event_id}: {result}"
 
 
@@ -72,7 +73,8 @@ def _checkout_completed(event: dict[str, Any], billing: Billing) -> str:
     result = fulfil(session["id"], storage=billing.storage, stripe=billing.stripe)
     if result.created and result.subscription is not None:
         # The buyer may never come back through the redirect: remind them unless they do.
-        billing.storage.queue(STRIPE_EVENTS_QUEUE).send_message(
+        billing.storage.send(
+            STRIPE_EVENTS_QUEUE,
             json.dumps({"type": SETUP_REMINDER, "subscription": result.subscription.id}).encode(),
             visibility_timeout=billing.settings.setup_reminder_minutes * 60,
         )
@@ -89,25 +91,8 @@ def _setup_reminder(subscription_id: str, billing: Billing) -> str:
     subscription = subscription_store.load(billing.storage, subscription_id)
     if subscription is None or subscription.setup_seen_at is not None:
         return "setup already seen"
-    enqueue(
-        billing.storage,
-        MailMessage(
-            id=f"ready-{subscription.id}",
-            template="subscription_ready",
-            to=subscription.owner_email,
-            language=subscription.language,
-            params={"quantity": subscription.quantity, "setup_url": setup_url(billing.settings, subscription.id)},
-        ),
-    )
+    enqueue(billing.storage, compose.subscription_ready(billing.settings, subscription))
     return "finish-setup mail queued"
-
-
-def setup_url(settings: Settings, subscription_id: str) -> str:
-    return f"{settings.public_base_url}/api/subscriptions/{subscription_id}/setup"
-
-
-def subscription_url(settings: Settings, subscription_id: str) -> str:
-    return f"{settings.public_base_url}/api/subscriptions/{subscription_id}"
 
 
 # --- subscription state ------------------------------------------------------------------------
@@ -123,12 +108,11 @@ def refresh(subscription_id: str, billing: Billing, reason: str) -> tuple[Subscr
         return None, None
     before = subscription_store.load(billing.storage, subscription_id)
 
-    def change(current: Subscription):
+    def change(current: Subscription) -> tuple[Subscription, list[AuditEntry]] | None:
         updated = current.with_stripe_state(state)
         if _same_state(current, updated):
             return None
-        audit = audit_entity(
-            current.id,
+        audit = AuditEntry(
             STRIPE,
             "subscription.updated",
             target=reason,
@@ -140,7 +124,7 @@ def refresh(subscription_id: str, billing: Billing, reason: str) -> tuple[Subscr
     after = subscription_store.update(billing.storage, subscription_id, change)
     if before is not None and after is not None and before.quantity != after.quantity:
         # Seats beyond a lowered quantity go over quantity (nothing is deleted), and back when it rises.
-        seats.apply_quantity(billing.storage, billing.settings, after.id)
+        apply_quantity(UnitOfWork(billing.storage), billing.settings, after.id)
     return before, after
 
 
@@ -185,7 +169,7 @@ def _invoice_payment_failed(event: dict[str, Any], billing: Billing) -> str:
     if after is None:
         return "no such subscription yet"
     grace_until = after.grace_ends_at(billing.settings.grace_days) or (
-        datetime.now(timezone.utc) + timedelta(days=billing.settings.grace_days)
+        datetime.now(UTC) + timedelta(days=billing.settings.grace_days)
     )
     # One mail per failed invoice event; a redelivered event has the same id and is not mailed twice.
     _mail_owner(billing, after, "payment_failed", f"payment-failed-{event['id']}", grace_until=grace_until.date().isoformat())
@@ -197,26 +181,13 @@ def _trial_will_end(event: dict[str, Any], billing: Billing) -> str:
     _, after = refresh(obj["id"], billing, event["type"])
     if after is None:
         return "no such subscription yet"
-    trial_end = after.trial_end or datetime.now(timezone.utc)
+    trial_end = after.trial_end or datetime.now(UTC)
     _mail_owner(billing, after, "trial_ending", f"trial-ending-{event['id']}", trial_end=trial_end.date().isoformat())
     return "owner mailed"
 
 
 def _mail_owner(billing: Billing, subscription: Subscription, template: str, mail_id: str, **params: Any) -> None:
-    enqueue(
-        billing.storage,
-        MailMessage(
-            id=mail_id,
-            template=template,
-            to=subscription.owner_email,
-            language=subscription.language,
-            params={
-                "quantity": subscription.quantity,
-                "subscription_url": subscription_url(billing.settings, subscription.id),
-                **params,
-            },
-        ),
-    )
+    enqueue(billing.storage, compose.to_owner(billing.settings, subscription, template, mail_id, **params))
 
 
 _HANDLERS = {
@@ -246,7 +217,7 @@ def reconcile(billing: Billing, subscription_id: str | None = None) -> list[str]
     """
     repaired = []
     if subscription_id is None:
-        since = int((datetime.now(timezone.utc) - timedelta(days=RECONCILE_CHECKOUT_DAYS)).timestamp())
+        since = int((datetime.now(UTC) - timedelta(days=RECONCILE_CHECKOUT_DAYS)).timestamp())
         for session in billing.stripe.completed_checkout_sessions(since):
             result = fulfil(session["id"], storage=billing.storage, stripe=billing.stripe)
             if result.created and result.subscription is not None:

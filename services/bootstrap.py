@@ -1,22 +1,31 @@
-"""Wires the production adapters, once per process.
+"""Wires the adapters, once per process: the production ones, or those a test hands in.
 
-Handlers ask here for storage and the mail sender instead of building them, so tests can hand the
-same handlers other settings (another Azurite, the local ACS endpoint) with `reset()`.
+Handlers ask here for storage, the unit of work and Stripe instead of building them. Integration
+tests point the production adapters at the local stand-ins through settings (`reset()` after
+changing the environment); unit tests wire the in-memory storage with `use_storage()`.
 """
 
 from __future__ import annotations
 
 import threading
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from services.settings import Settings, get_settings
-from services.storage import Storage, hot_path_retry
+from services.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from adapters.table_storage import TableStore
+    from services.stripe_gateway import StripeGateway
 
 _lock = threading.Lock()
+_override: TableStore | None = None
 
 
 @lru_cache(maxsize=1)
-def storage() -> Storage:
+def _storage() -> TableStore:
+    from adapters.table_storage import Storage
+
     with _lock:
         store = Storage(get_settings())
         # Functions has no startup hook: the first use in a process creates what is missing.
@@ -25,27 +34,48 @@ def storage() -> Storage:
 
 
 @lru_cache(maxsize=1)
-def hot_path_storage() -> Storage:
-    """Storage for the license check: retries bounded by the hot-path time budget."""
+def _hot_path_storage() -> TableStore:
+    from adapters.table_storage import Storage, hot_path_retry
+
     settings = get_settings()
-    storage()  # tables exist before the first check
+    _storage()  # tables exist before the first check
     return Storage(settings, retry=hot_path_retry(settings.storage_hot_path_budget_seconds))
 
 
+def storage() -> TableStore:
+    return _override if _override is not None else _storage()
+
+
+def hot_path_storage() -> TableStore:
+    """Storage for the license check: retries bounded by the hot-path time budget."""
+    return _override if _override is not None else _hot_path_storage()
+
+
+def unit_of_work() -> UnitOfWork:
+    return UnitOfWork(storage())
+
+
 @lru_cache(maxsize=1)
-def stripe():
+def stripe() -> StripeGateway:
     """The Stripe adapter (the SDK itself loads on first call, not here)."""
     from services.stripe_gateway import StripeGateway
 
     return StripeGateway(get_settings())
 
 
+def use_storage(store: TableStore | None) -> None:
+    """Wire `store` (e.g. adapters.memory_storage.InMemoryStorage) instead of Azure; None undoes it."""
+    global _override
+    _override = store
+
+
 def reset() -> None:
     """Forget cached settings and adapters (tests that change the environment)."""
     get_settings.cache_clear()
-    storage.cache_clear()
-    hot_path_storage.cache_clear()
+    _storage.cache_clear()
+    _hot_path_storage.cache_clear()
     stripe.cache_clear()
+    use_storage(None)
 
 
 def settings() -> Settings:

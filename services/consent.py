@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
+from adapters.table_storage import TENANT_CONSENT, TableStore
 from services.settings import Settings
-from services.storage import TENANT_CONSENT, Storage
 from services.web_session import Person
 
 CALLBACK_PATH = "/api/consent/callback"
@@ -29,7 +29,7 @@ def consent_url(settings: Settings, tenant_id: str, state: str) -> str:
     return f"{base}/{tenant_id}/v2.0/adminconsent?{query}"
 
 
-def record(storage: Storage, admin: Person) -> None:
+def record(storage: TableStore, admin: Person) -> None:
     storage.upsert(
         TENANT_CONSENT,
         {
@@ -37,12 +37,12 @@ def record(storage: Storage, admin: Person) -> None:
             "RowKey": "consent",
             "GrantedByOid": admin.oid,
             "GrantedByEmail": admin.email,
-            "GrantedAt": datetime.now(timezone.utc),
+            "GrantedAt": datetime.now(UTC),
         },
     )
 
 
-def granted(storage: Storage, tenant_id: str) -> datetime | None:
+def granted(storage: TableStore, tenant_id: str) -> datetime | None:
     row = storage.get(TENANT_CONSENT, tenant_id, "consent")
     return row["GrantedAt"] if row else None
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from adapters.lookup_repository import LookupRepository
+from adapters.subscription_repository import PartitionRow
+from adapters.table_storage import TableStore
 from services import subscription_store
-from services.audit import Actor, audit_entity
-from services.seat import license_lookup_row, seat_entity
-from services.storage import USER_LICENSES, Storage
+from services.audit import Actor, AuditEntry
+from services.seat import Seat
 from services.stripe_gateway import StripeGateway, StripeNotFound, as_dict
 from services.subscription import StripeSubscriptionState, Subscription
 
@@ -48,7 +50,7 @@ def buyer_reference(tid: str, oid: str) -> str:
 def fulfil(
     session_id: str,
     *,
-    storage: Storage,
+    storage: TableStore,
     stripe: StripeGateway,
     buyer: tuple[str, str] | None = None,
 ) -> Fulfilment:
@@ -86,27 +88,22 @@ def fulfil(
     subscription = _new_subscription(session_id, session, metadata, state)
 
     actor = Actor(tid=subscription.owner_tid, oid=subscription.owner_oid, email=subscription.owner_email, name=subscription.owner_name)
-    rows = [audit_entity(subscription.id, actor, "subscription.purchased", after={"quantity": state.quantity, "kind": subscription.kind})]
+    rows: list[PartitionRow] = [
+        AuditEntry(actor, "subscription.purchased", after={"quantity": state.quantity, "kind": subscription.kind})
+    ]
+    own_seat = None
     if subscription.kind == "individual":
         # The buyer's own license: assigned and bound at once, they signed in to buy it.
-        rows.append(
-            seat_entity(
-                subscription.id,
-                subscription.owner_email,
-                sequence=1,
-                assigned_by=subscription.owner_email,
-                bound_tid=subscription.owner_tid,
-                bound_oid=subscription.owner_oid,
-            )
-        )
-        rows.append(audit_entity(subscription.id, actor, "license.assigned", target=subscription.owner_email))
+        own_seat = Seat.new(subscription.owner_email, sequence=1, assigned_by=subscription.owner_email,
+                            bound_tid=subscription.owner_tid, bound_oid=subscription.owner_oid)
+        rows += [own_seat, AuditEntry(actor, "license.assigned", target=subscription.owner_email)]
 
     created = subscription_store.create(storage, subscription, rows)
     stored = subscription_store.load(storage, subscription.id)
     assert stored is not None  # created now, or by the concurrent fulfilment that won
     subscription_store.index(storage, stored)
-    if stored.kind == "individual":
-        storage.upsert(USER_LICENSES, license_lookup_row(stored.id, stored.tenant_id, stored.owner_email, stored.owner_oid))
+    if own_seat is not None:
+        LookupRepository(storage).put_license(own_seat.lookup(stored))
     if created:
         log.info("subscription %s created from checkout session %s", stored.id, session_id)
     return Fulfilment(Outcome.FULFILLED, stored, created=created)
@@ -114,7 +111,7 @@ def fulfil(
 
 def _new_subscription(session_id: str, session: dict[str, Any], metadata: dict[str, str], state: StripeSubscriptionState) -> Subscription:
     kind = "individual" if metadata.get("kind") == "individual" else "organisation"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     individual = kind == "individual"
     return Subscription(
         id=state.id,

@@ -7,17 +7,18 @@ text is missing for an English one.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-from typing import Callable
 
 LANGUAGES = ("en", "de")
 TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(language: str) -> dict[str, str]:
-    return json.loads((TRANSLATIONS_DIR / f"{language}.json").read_text(encoding="utf-8"))
+    texts: dict[str, str] = json.loads((TRANSLATIONS_DIR / f"{language}.json").read_text(encoding="utf-8"))
+    return texts
 
 
 def choose_language(accept_language: str | None, chosen: str | None = None, default: str = "en") -> str:

@@ -25,7 +25,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ class SigningKey:
         return self.public_jwk["kid"]
 
     @classmethod
-    def from_private_key(cls, private_key: Any) -> "SigningKey":
+    def from_private_key(cls, private_key: Any) -> SigningKey:
         if isinstance(private_key, ec.EllipticCurvePrivateKey):
             if not isinstance(private_key.curve, ec.SECP256R1):
                 raise LeaseKeyError(f"EC lease keys must use P-256, not {private_key.curve.name}")
@@ -168,10 +168,11 @@ class LeaseKeys:
         now: datetime | None = None,
     ) -> tuple[str, datetime]:
         """A signed lease and its expiry: `ttl` from now, never beyond `not_after`."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         expires = now + ttl
         if not_after is not None and not_after < expires:
             expires = max(not_after, now)
+        exp = int(expires.timestamp())
         claims = {
             "iss": self.issuer,
             "aud": LEASE_AUDIENCE,
@@ -183,10 +184,10 @@ class LeaseKeys:
             "valid": valid,
             "iat": int(now.timestamp()),
             "nbf": int(now.timestamp()),
-            "exp": int(expires.timestamp()),
+            "exp": exp,
             "jti": uuid.uuid4().hex,
         }
-        return self.sign(claims), datetime.fromtimestamp(claims["exp"], tz=timezone.utc)
+        return self.sign(claims), datetime.fromtimestamp(exp, tz=UTC)
 
     def verify(self, token: str, leeway: int = 0) -> dict[str, Any]:
         """The claims of a lease signed by one of these keys (what the add-in does with the JWKS)."""

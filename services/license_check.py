@@ -23,17 +23,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
-
+from adapters.lookup_repository import LookupRepository
+from adapters.subscription_repository import SubscriptionRepository
+from adapters.table_storage import ConcurrencyConflict, TableStore
 from services.identity import Principal
-from services.seat import SEAT_PREFIX, license_lookup_row, normalise_address
-from services.storage import SUBSCRIPTIONS, USER_LICENSES, Storage
+from services.seat import LicenseLookup, Seat, same_tenant
 from services.subscription import LicenseState, Subscription
 from services.subscription_cache import SubscriptionCache
 
@@ -96,7 +93,7 @@ class Decision:
     def seat_status(self) -> str | None:
         return _SEAT_STATUS.get(self.code) if self.subscription is not None else None
 
-    def better_than(self, other: "Decision") -> bool:
+    def better_than(self, other: Decision) -> bool:
         return _RANK_OF[self.code] < _RANK_OF[other.code]
 
 
@@ -144,12 +141,13 @@ class LicenseChecker:
         self._seen: dict[tuple[str, str], str] = {}
         self._seen_lock = threading.Lock()
 
-    def check(self, storage: Storage, principal: Principal, now: datetime | None = None) -> Decision:
-        now = now or datetime.now(timezone.utc)
+    def check(self, storage: TableStore, principal: Principal, now: datetime | None = None) -> Decision:
+        now = now or datetime.now(UTC)
+        lookups = LookupRepository(storage)
         best = NO_LICENSE
         bound_ids = set()
-        for row in _partition(storage, f"oid|{principal.oid}"):
-            bound_ids.add(row["RowKey"])
+        for row in lookups.licenses_of_oid(principal.oid):
+            bound_ids.add(row.subscription_id)
             decision = self._bound(storage, principal, row, now)
             if decision.better_than(best):
                 best = decision
@@ -158,8 +156,8 @@ class LicenseChecker:
         # First use (or a new assignment to an address of someone already bound elsewhere).
         found_unbound = False
         for address in sorted(principal.sign_in_addresses()):
-            for row in _partition(storage, f"email|{address}"):
-                if row["RowKey"] in bound_ids:
+            for row in lookups.licenses_of_address(address):
+                if row.subscription_id in bound_ids:
                     continue
                 found_unbound = True
                 decision = self._bind(storage, principal, row, now)
@@ -168,8 +166,8 @@ class LicenseChecker:
         if best is NO_LICENSE and not found_unbound:
             # A concurrent first check of the same person may have bound the seat between our two
             # queries (moving its row from `email|` to `oid|`): look at the oid partition once more.
-            for row in _partition(storage, f"oid|{principal.oid}"):
-                if row["RowKey"] not in bound_ids:
+            for row in lookups.licenses_of_oid(principal.oid):
+                if row.subscription_id not in bound_ids:
                     decision = self._bound(storage, principal, row, now)
                     if decision.better_than(best):
                         best = decision
@@ -177,110 +175,77 @@ class LicenseChecker:
 
     # --- steady state -----------------------------------------------------------------------------
 
-    def _bound(self, storage: Storage, principal: Principal, row: dict[str, Any], now: datetime) -> Decision:
-        subscription = self.cache.get(storage, row["RowKey"])
+    def _bound(self, storage: TableStore, principal: Principal, row: LicenseLookup, now: datetime) -> Decision:
+        subscription = self.cache.get(storage, row.subscription_id)
         if subscription is None:
             return NO_LICENSE
-        if not _same_tenant(subscription, principal):
+        if not same_tenant(subscription.tenant_id, principal.tid):
             # Bound rows are only written for the subscription's tenant; this one was not.
             log.warning("license check: oid lookup row of subscription %s names another tenant than "
                         "token tenant %s (oid %s); ignored", subscription.id, principal.tid, principal.oid)
             return NO_LICENSE
-        email = row.get("Email", "")
-        decision = decide(subscription, email, bool(row.get("OverQuantity")), self.grace_days, now)
-        self._touch(storage, principal, subscription.id, email, row.get("LastSeenOn"), now)
+        decision = decide(subscription, row.email, row.over_quantity, self.grace_days, now)
+        self._touch(storage, principal, row, now)
         return decision
 
-    def _touch(self, storage: Storage, principal: Principal, subscription_id: str, email: str,
-               last_seen: str | None, now: datetime) -> None:
+    def _touch(self, storage: TableStore, principal: Principal, row: LicenseLookup, now: datetime) -> None:
         """Write LastSeenOn at most once a day: seat row first (what the license list shows)."""
         today = now.date().isoformat()
-        memo_key = (principal.oid, subscription_id)
-        if last_seen == today or self._seen.get(memo_key) == today:
+        memo_key = (principal.oid, row.subscription_id)
+        if row.last_seen_on == today or self._seen.get(memo_key) == today:
             return
         with self._seen_lock:
             if len(self._seen) > 100_000:
                 self._seen.clear()
             self._seen[memo_key] = today
-        seat_key = SEAT_PREFIX + normalise_address(email)
-        try:
-            storage.table(SUBSCRIPTIONS).update_entity(
-                {"PartitionKey": subscription_id, "RowKey": seat_key, "LastSeenOn": today}, mode=UpdateMode.MERGE
-            )
-            storage.table(USER_LICENSES).update_entity(
-                {"PartitionKey": f"oid|{principal.oid}", "RowKey": subscription_id, "LastSeenOn": today},
-                mode=UpdateMode.MERGE,
-            )
-        except ResourceNotFoundError:
-            pass  # revoked meanwhile: nothing to record
+        # A seat revoked meanwhile has nothing to record (False), and then neither has its lookup row.
+        if SubscriptionRepository(storage).touch_seat(row.subscription_id, row.email, today):
+            LookupRepository(storage).touch_license(principal.oid, row.subscription_id, today)
 
     # --- first use ---------------------------------------------------------------------------------
 
-    def _bind(self, storage: Storage, principal: Principal, row: dict[str, Any], now: datetime) -> Decision:
-        subscription_id = row["RowKey"]
-        subscription = self.cache.get(storage, subscription_id)
+    def _bind(self, storage: TableStore, principal: Principal, row: LicenseLookup, now: datetime) -> Decision:
+        subscription = self.cache.get(storage, row.subscription_id)
         if subscription is None:
             return NO_LICENSE
-        if not _same_tenant(subscription, principal):
+        if not same_tenant(subscription.tenant_id, principal.tid):
             # Someone from another tenant claims an assigned address: never bound, never revealed.
             log.warning("license check: token tenant %s (oid %s) matches an address assigned in subscription "
                         "%s of another tenant; not bound", principal.tid, principal.oid, subscription.id)
             return NO_LICENSE
-        address = normalise_address(row.get("Email") or row["PartitionKey"].removeprefix("email|"))
-        seat = self._claim_seat(storage, principal, subscription_id, address, now)
+        seats = SubscriptionRepository(storage)
+        seat = self._claim_seat(seats, principal, subscription.id, row.email, now)
         if seat is None:
             return NO_LICENSE
-        over_quantity = bool(seat.get("OverQuantity"))
-        lookup = license_lookup_row(subscription_id, subscription.tenant_id, address, principal.oid, over_quantity)
-        lookup["LastSeenOn"] = now.date().isoformat()
-        storage.upsert(USER_LICENSES, lookup)
-        storage.delete(USER_LICENSES, f"email|{address}", subscription_id)
+        lookups = LookupRepository(storage)
+        bound = LicenseLookup(subscription.id, row.email, subscription.tenant_id, principal.oid, seat.over_quantity,
+                              now.date().isoformat())
+        lookups.put_license(bound)
+        lookups.delete_license(row)
         # A revoke that ran between our claim and the lookup write would leave our row behind.
-        after = storage.get(SUBSCRIPTIONS, subscription_id, SEAT_PREFIX + address)
-        if after is None or after.get("BoundOid") != principal.oid:
-            storage.delete(USER_LICENSES, f"oid|{principal.oid}", subscription_id)
+        after = seats.seat(subscription.id, row.email)
+        if after is None or after.bound_oid != principal.oid:
+            lookups.delete_license(bound)
             return NO_LICENSE
         log.info("license check: seat in subscription %s bound to oid %s (tenant %s)",
-                 subscription_id, principal.oid, principal.tid)
-        return decide(subscription, address, over_quantity, self.grace_days, now)
+                 subscription.id, principal.oid, principal.tid)
+        return decide(subscription, row.email, seat.over_quantity, self.grace_days, now)
 
-    def _claim_seat(self, storage: Storage, principal: Principal, subscription_id: str, address: str,
-                    now: datetime) -> dict[str, Any] | None:
+    def _claim_seat(self, seats: SubscriptionRepository, principal: Principal, subscription_id: str, address: str,
+                    now: datetime) -> Seat | None:
         """The seat bound to this person (binding it now if free), or None."""
-        seat_key = SEAT_PREFIX + address
         for _ in range(2):
-            seat = storage.get(SUBSCRIPTIONS, subscription_id, seat_key)
+            seat = seats.seat(subscription_id, address)
             if seat is None:
                 return None  # revoked; its lookup row is going or gone
-            bound_oid = seat.get("BoundOid") or ""
-            if bound_oid == principal.oid and (seat.get("BoundTid") or "").lower() == principal.tid:
+            if seat.bound_to(principal.tid, principal.oid):
                 return seat  # bound by an earlier check that stopped before writing the lookup row
-            if bound_oid:
+            if seat.bound:
                 log.warning("license check: seat in subscription %s is bound to another person; oid %s "
                             "(tenant %s) not bound", subscription_id, principal.oid, principal.tid)
                 return None
-            patch = {
-                "PartitionKey": subscription_id,
-                "RowKey": seat_key,
-                "BoundTid": principal.tid,
-                "BoundOid": principal.oid,
-                "BoundAt": now,
-                "LastSeenOn": now.date().isoformat(),
-            }
             try:
-                storage.table(SUBSCRIPTIONS).update_entity(
-                    patch, mode=UpdateMode.MERGE, etag=seat.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except (ResourceModifiedError, ResourceNotFoundError):
+                return seats.bind_seat(subscription_id, seat, principal.tid, principal.oid, now)
+            except ConcurrencyConflict:
                 continue  # someone else changed it first: look again
-            return {**seat, **patch}
         return None
-
-
-def _partition(storage: Storage, partition_key: str) -> list[dict[str, Any]]:
-    return list(storage.table(USER_LICENSES).query_entities("PartitionKey eq @pk", parameters={"pk": partition_key}))
-
-
-def _same_tenant(subscription: Subscription, principal: Principal) -> bool:
-    return bool(subscription.tenant_id) and subscription.tenant_id.lower() == principal.tid.lower()

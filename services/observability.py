@@ -20,18 +20,26 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
 
 CORRELATION_FIELDS = ("invocation_id", "stripe_event_id", "subscription_id")
 
-_correlation: ContextVar[Mapping[str, str]] = ContextVar("securemailmerge_log_correlation", default={})
+# Read-only default: the fields are only ever replaced (set/reset), never changed in place.
+_correlation: ContextVar[Mapping[str, str]] = ContextVar(
+    "securemailmerge_log_correlation", default=MappingProxyType({})
+)
 _inside: ContextVar[bool] = ContextVar("securemailmerge_log_correlation_block", default=False)
 
 # Order matters: whole private keys and tokens go before the narrower patterns that could match inside them.
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), "[redacted private key]"),
+    (
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+        "[redacted private key]",
+    ),
     (re.compile(r"(?i)\bBearer\s+[A-Za-z0-9\-._~+/]+=*"), "Bearer [redacted]"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[redacted jwt]"),
     (re.compile(r"\b((?:sk|rk|pk)_(?:live|test)_)[A-Za-z0-9]+"), r"\1[redacted]"),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from services.fulfilment import buyer_reference
 from services.settings import Settings
-from services.stripe_gateway import SeatPrice, StripeGateway
+from services.stripe_gateway import SeatPrice, StripeGateway, StripeUnavailable
 from services.web_session import Person
+
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams
 
 Kind = Literal["organisation", "individual"]
 
@@ -34,7 +37,9 @@ def parse_quantity(raw: str | None, kind: str, settings: Settings) -> int:
     try:
         quantity = int((raw or "").strip())
     except ValueError:
-        raise InvalidPurchase(f"the number of licenses must be a whole number from 1 to {settings.max_quantity}") from None
+        raise InvalidPurchase(
+            f"the number of licenses must be a whole number from 1 to {settings.max_quantity}"
+        ) from None
     if not 1 <= quantity <= settings.max_quantity:
         raise InvalidPurchase(f"the number of licenses must be from 1 to {settings.max_quantity}")
     return quantity
@@ -78,7 +83,7 @@ def start_checkout(
         quantity = 1
     price = stripe.seat_price()
     base = settings.public_base_url
-    params = {
+    params: SessionCreateParams = {
         "mode": "subscription",
         "line_items": [{"price": price.id, "quantity": quantity}],
         "success_url": f"{base}/api/purchase/complete?session_id={{CHECKOUT_SESSION_ID}}",
@@ -99,4 +104,6 @@ def start_checkout(
     key_material = f"{buyer.tid}|{buyer.oid}|{kind}|{quantity}|{attempt}"
     idempotency_key = "checkout-" + hashlib.sha256(key_material.encode()).hexdigest()[:40]
     session = stripe.create_checkout_session(params, idempotency_key=idempotency_key)
+    if not session.url:  # always set for a hosted (the default ui_mode) session
+        raise StripeUnavailable("Stripe created a Checkout session without a URL")
     return session.url

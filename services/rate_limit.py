@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 # Buckets idle this long are full again and can be dropped.
 _PRUNE_EVERY = 10_000

@@ -1,42 +1,30 @@
 """A license seat: one e-mail address in a subscription, bound to a person on first use.
 
-Storage contract (PRODUCT.md sections 3 and 4), shared by license management and the license check:
+The rules shared by license management and the license check (PRODUCT.md sections 3 and 4); where
+the rows live is `adapters/keys.py`, how they are stored `adapters/subscription_repository.py`.
 
-- Seat row, table Subscriptions, partition = subscription id, row key `seat|<normalised address>`:
-  Email, Sequence (int; higher = assigned later; the highest go over quantity first), AssignedAt,
-  AssignedBy, BoundTid/BoundOid ('' until the first matching license check binds it), BoundAt,
-  LastSeenOn ('YYYY-MM-DD', written at most once a day by the license check), OverQuantity (bool).
-  The subscription entity's AssignedCount counts the seat rows; both change in one transaction.
-- Lookup row, table UserLicenses (what the license check reads; one query on the user's partition):
-  partition `oid|<oid>` once bound, `email|<normalised address>` until then; row key = subscription
-  id; Email, TenantId, OverQuantity, LastSeenOn (optional; the license check keeps the seat's date here
-  too, so it knows without reading the seat row that the daily write is due). Written idempotently
-  after the partition commit; revoking deletes it in the same request, so a revoked user is unlicensed
-  at once.
-- Binding (services/license_check.py): the first matching check sets BoundTid/BoundOid/BoundAt on the
-  seat row under the seat's ETag, then writes the `oid|` lookup row and deletes the `email|` one. A
-  revoke therefore deletes the seat row under the ETag it read (or deletes both the `oid|<BoundOid>` and
-  the `email|` lookup rows), so a binding racing with it cannot leave a lookup row behind.
-- Seats written by license management also carry RequestId (the assigning request, so a retried
-  request is recognised) and, for bulk changes, ReservationId.
-- Status is derived, never stored (`seat_status`): the subscription's license state first
-  (expired, suspended), then the seat's OverQuantity flag, then bound (active) or not (pending).
-- Reservation row (bulk changes over one transaction, PRODUCT.md section 4), same partition, row key
-  `reservation|<request id>`: Count, SequenceStart, Emails_NN (newline-joined chunks), CreatedAt,
-  Actor*; deleted when the bulk change is complete.
+- A seat belongs to the subscription's partition. `sequence` orders assignments (higher = later; the
+  highest go over quantity first). The subscription's `assigned_count` counts the seats; both change
+  in one transaction under the subscription's ETag.
+- `bound_tid`/`bound_oid` are empty until the first matching license check binds the seat (under the
+  seat's ETag); `last_seen_on` ('YYYY-MM-DD') is written at most once a day by the license check.
+- The user's own lookup row (`LicenseLookup`) is what the license check reads: keyed by object id
+  once bound, by assigned address until then. Written idempotently after the partition commit;
+  revoking deletes it in the same request (both possible rows: a binding may race the revoke), so a
+  revoked user is unlicensed at once.
+- Status is derived, never stored (`seat_status`): the subscription's license state first (expired,
+  suspended), then the seat's over-quantity flag, then bound (active) or not (pending).
+- A reservation (bulk changes over one transaction) holds the addresses of one request, their first
+  sequence number and who asked; it is deleted when the bulk change is complete.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
-if TYPE_CHECKING:
-    from services.subscription import Subscription
-
-SEAT_PREFIX = "seat|"
-# The row-key range of all seats: '}' sorts right after '|'.
-SEAT_RANGE_END = "seat}"
+from services.audit import Actor
+from services.subscription import LicenseState, Subscription
 
 PENDING = "pending"
 ACTIVE = "active"
@@ -50,55 +38,84 @@ def normalise_address(address: str) -> str:
     return address.strip().lower()
 
 
-def seat_entity(
-    subscription_id: str,
-    email: str,
-    *,
-    sequence: int,
-    assigned_by: str,
-    bound_tid: str = "",
-    bound_oid: str = "",
-    at: datetime | None = None,
-) -> dict[str, Any]:
-    """A new seat. `sequence` orders assignments: the newest seats go over quantity first."""
-    email = normalise_address(email)
-    at = at or datetime.now(timezone.utc)
-    entity = {
-        "PartitionKey": subscription_id,
-        "RowKey": SEAT_PREFIX + email,
-        "Email": email,
-        "Sequence": sequence,
-        "AssignedAt": at,
-        "AssignedBy": assigned_by,
-        "BoundTid": bound_tid,
-        "BoundOid": bound_oid,
-        "LastSeenOn": "",
-        "OverQuantity": False,
-    }
-    if bound_oid:
-        entity["BoundAt"] = at
-    return entity
+def same_tenant(a: str, b: str) -> bool:
+    """Tenant ids are GUIDs: compared case-insensitively, and never equal when either is empty."""
+    return bool(a) and bool(b) and a.lower() == b.lower()
 
 
-def license_lookup_row(
-    subscription_id: str, tenant_id: str, email: str, bound_oid: str = "", over_quantity: bool = False
-) -> dict[str, Any]:
-    """The user's own lookup row: by object id once bound, by assigned address until then."""
-    partition = f"oid|{bound_oid}" if bound_oid else f"email|{normalise_address(email)}"
-    return {
-        "PartitionKey": partition,
-        "RowKey": subscription_id,
-        "Email": normalise_address(email),
-        "TenantId": tenant_id,
-        "OverQuantity": over_quantity,
-    }
+@dataclass(frozen=True)
+class Seat:
+    email: str  # normalised
+    sequence: int
+    assigned_at: datetime | None = None
+    assigned_by: str = ""
+    bound_tid: str = ""
+    bound_oid: str = ""
+    bound_at: datetime | None = None
+    last_seen_on: str = ""
+    over_quantity: bool = False
+    request_id: str = ""  # the assigning request, so a retried request is recognised
+    reservation_id: str = ""  # set for seats written by a bulk change
+    etag: str | None = None
+
+    @classmethod
+    def new(cls, email: str, *, sequence: int, assigned_by: str, request_id: str = "", reservation_id: str = "",
+            bound_tid: str = "", bound_oid: str = "", at: datetime | None = None) -> Seat:
+        at = at or datetime.now(UTC)
+        return cls(email=normalise_address(email), sequence=sequence, assigned_at=at, assigned_by=assigned_by,
+                   bound_tid=bound_tid, bound_oid=bound_oid, bound_at=at if bound_oid else None,
+                   request_id=request_id, reservation_id=reservation_id)
+
+    @property
+    def bound(self) -> bool:
+        return bool(self.bound_oid)
+
+    def bound_to(self, tid: str, oid: str) -> bool:
+        return self.bound_oid == oid and same_tenant(self.bound_tid, tid)
+
+    def lookup(self, subscription: Subscription) -> LicenseLookup:
+        """The seat holder's lookup row."""
+        return LicenseLookup(subscription.id, self.email, subscription.tenant_id, self.bound_oid,
+                             self.over_quantity, self.last_seen_on)
+
+    def with_over_quantity(self, over: bool) -> Seat:
+        return replace(self, over_quantity=over)
 
 
-def subscription_seat_status(subscription: "Subscription", grace_days: int) -> str | None:
+@dataclass(frozen=True)
+class LicenseLookup:
+    """A user's own lookup row naming one subscription they hold a seat in."""
+
+    subscription_id: str
+    email: str
+    tenant_id: str
+    bound_oid: str = ""
+    over_quantity: bool = False
+    last_seen_on: str = ""
+
+    @property
+    def bound(self) -> bool:
+        return bool(self.bound_oid)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An open bulk assignment: its addresses get sequences `sequence_start`, `sequence_start + 1`, ..."""
+
+    request_id: str
+    addresses: tuple[str, ...]
+    sequence_start: int
+    created_at: datetime
+    actor: Actor
+    etag: str | None = None
+
+    def sequence_of(self, address: str) -> int:
+        return self.sequence_start + self.addresses.index(address)
+
+
+def subscription_seat_status(subscription: Subscription, grace_days: int, now: datetime | None = None) -> str | None:
     """The status every seat has because of the subscription (expired, suspended), else None."""
-    from services.subscription import LicenseState
-
-    state = subscription.license_state(grace_days)
+    state = subscription.license_state(grace_days, now)
     if state is LicenseState.EXPIRED:
         return EXPIRED
     if state is LicenseState.SUSPENDED:
@@ -106,8 +123,17 @@ def subscription_seat_status(subscription: "Subscription", grace_days: int) -> s
     return None  # ACTIVE, PAST_DUE_GRACE and PENDING_PAYMENT keep seats active/pending
 
 
-def seat_status(seat: dict[str, Any], subscription: "Subscription", grace_days: int) -> str:
+def seat_status(seat: Seat, subscription: Subscription, grace_days: int, now: datetime | None = None) -> str:
     """pending | active | suspended | expired | over_quantity (PRODUCT.md capability 3)."""
-    return subscription_seat_status(subscription, grace_days) or (
-        OVER_QUANTITY if seat.get("OverQuantity") else ACTIVE if seat.get("BoundOid") else PENDING
+    return subscription_seat_status(subscription, grace_days, now) or (
+        OVER_QUANTITY if seat.over_quantity else ACTIVE if seat.bound else PENDING
     )
+
+
+def over_quantity_flags(seats: list[Seat], quantity: int) -> dict[str, bool]:
+    """Which seats are over `quantity`: the most recently assigned ones (highest sequence) first.
+
+    Returns address -> over quantity, for every seat."""
+    newest_first = sorted(seats, key=lambda s: (s.sequence, s.email), reverse=True)
+    over = max(len(seats) - quantity, 0)
+    return {seat.email: index < over for index, seat in enumerate(newest_first)}

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -136,7 +137,7 @@ class Settings(BaseModel):
         return parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1")
 
     @model_validator(mode="after")
-    def _production_rules(self) -> "Settings":
+    def _production_rules(self) -> Settings:
         problems: list[str] = []
         if not self.storage_connection_string and not (self.storage_table_uri and self.storage_queue_uri):
             problems.append(
@@ -165,10 +166,11 @@ class Settings(BaseModel):
         """Setting name -> value of every secret, for the placeholder check."""
         out: dict[str, str | None] = {}
         for name, field in type(self).model_fields.items():
-            if field.json_schema_extra and field.json_schema_extra.get("secret"):
-                out[field.alias or name] = getattr(self, name)
+            extra = field.json_schema_extra
+            if isinstance(extra, dict) and extra.get("secret"):
+                value = getattr(self, name)  # a list for the comma-separated settings
+                out[field.alias or name] = ",".join(value) if isinstance(value, list) else value
         out["ACS_ACCESS_KEY"] = self.acs_access_key
-        out = {k: ",".join(v) if isinstance(v, list) else v for k, v in out.items()}
         return out
 
 

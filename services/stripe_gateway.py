@@ -7,10 +7,18 @@ imported on first use so it stays off the license check's cold-start path.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from services.settings import Settings
+
+if TYPE_CHECKING:
+    import stripe
+    from stripe.params.checkout import SessionCreateParams
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
@@ -57,25 +65,25 @@ class SeatPrice:
 class StripeGateway:
     def __init__(self, settings: Settings):
         self._settings = settings
-        self._client = None
+        self._client: stripe.StripeClient | None = None
         self._lock = threading.Lock()
 
-    def client(self):
+    def client(self) -> stripe.StripeClient:
         if self._client is None:
             with self._lock:
                 if self._client is None:
                     import stripe
 
-                    base = {"api": self._settings.stripe_api_base} if self._settings.stripe_api_base else None
+                    api_base = self._settings.stripe_api_base
                     self._client = stripe.StripeClient(
                         self._settings.stripe_secret_key,
                         stripe_version=self._settings.stripe_api_version,
-                        base_addresses=base,
+                        base_addresses={"api": api_base} if api_base else None,
                         max_network_retries=2,
                     )
         return self._client
 
-    def _call(self, fn, *args, **kwargs):
+    def _call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         import stripe
 
         try:
@@ -101,7 +109,8 @@ class StripeGateway:
             raise StripeNotFound(f"no active Stripe price with lookup key {self._settings.stripe_price_lookup_key!r}")
         price = as_dict(prices.data[0])
         tiers = tuple(
-            PriceTier(up_to=t.get("up_to"), unit_amount=int(t.get("unit_amount") or 0)) for t in (price.get("tiers") or [])
+            PriceTier(up_to=t.get("up_to"), unit_amount=int(t.get("unit_amount") or 0))
+            for t in (price.get("tiers") or [])
         )
         if not tiers:
             tiers = (PriceTier(up_to=None, unit_amount=int(price.get("unit_amount") or 0)),)
@@ -110,8 +119,10 @@ class StripeGateway:
 
     # --- checkout ----------------------------------------------------------------------------------
 
-    def create_checkout_session(self, params: dict[str, Any], idempotency_key: str) -> Any:
-        return self._call(self.client().v1.checkout.sessions.create, params=params, options={"idempotency_key": idempotency_key})
+    def create_checkout_session(self, params: SessionCreateParams, idempotency_key: str) -> stripe.checkout.Session:
+        return self._call(
+            self.client().v1.checkout.sessions.create, params=params, options={"idempotency_key": idempotency_key}
+        )
 
     def checkout_session(self, session_id: str) -> Any:
         return self._call(self.client().v1.checkout.sessions.retrieve, session_id, params={"expand": ["subscription"]})
@@ -156,6 +167,11 @@ class StripeGateway:
             event = json.loads(payload)
         except ValueError as exc:
             raise InvalidWebhook("body is not JSON") from exc
-        if not isinstance(event, dict) or event.get("object") != "event" or not event.get("id") or not event.get("type"):
+        if (
+            not isinstance(event, dict)
+            or event.get("object") != "event"
+            or not event.get("id")
+            or not event.get("type")
+        ):
             raise InvalidWebhook("body is not a Stripe event")
         return event

@@ -1,24 +1,20 @@
 """The organisation (or individual) subscription: its stored entity and what its state means.
 
-One partition per subscription (PRODUCT.md section 4); the subscription entity's row key is
-`subscription`. The partition key is the Stripe subscription id, so the same checkout fulfilled twice
-lands on the same row.
+One partition per subscription (PRODUCT.md section 4), keyed by the Stripe subscription id, so the
+same checkout fulfilled twice lands on the same row (adapters/subscription_repository.py stores it).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
 from services.stripe_gateway import as_dict
 
 log = logging.getLogger(__name__)
-
-SUBSCRIPTION_ROW = "subscription"
-
 
 class LicenseState(str, Enum):
     """What a subscription's Stripe status means for its licenses."""
@@ -67,10 +63,10 @@ class Subscription:
     cancel_at_period_end: bool = False
     trial_end: datetime | None = None
     past_due_since: datetime | None = None
-    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    updated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     setup_seen_at: datetime | None = None
-    # Highest seat Sequence handed out (services.seats): newer seats go over quantity first.
+    # Highest seat sequence handed out (services/seat_assignment.py): newer seats go over quantity first.
     seat_sequence: int = 0
     etag: str | None = field(default=None, compare=False)
 
@@ -88,7 +84,7 @@ class Subscription:
             return LicenseState.SUSPENDED
         if state is LicenseState.PAST_DUE_GRACE:
             ends = self.grace_ends_at(grace_days)
-            if ends is not None and (now or datetime.now(timezone.utc)) >= ends:
+            if ends is not None and (now or datetime.now(UTC)) >= ends:
                 return LicenseState.SUSPENDED
         return state
 
@@ -98,9 +94,9 @@ class Subscription:
 
     # --- applying Stripe's view ---------------------------------------------------------------
 
-    def with_stripe_state(self, state: "StripeSubscriptionState", now: datetime | None = None) -> "Subscription":
+    def with_stripe_state(self, state: StripeSubscriptionState, now: datetime | None = None) -> Subscription:
         """This subscription as Stripe now describes it; past_due_since starts at the first past_due."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         past_due_since = self.past_due_since
         if state.status == "past_due":
             past_due_since = past_due_since or now
@@ -117,34 +113,6 @@ class Subscription:
             updated_at=now,
         )
 
-    # --- storage ----------------------------------------------------------------------------------
-
-    def to_entity(self) -> dict[str, Any]:
-        entity: dict[str, Any] = {"PartitionKey": self.id, "RowKey": SUBSCRIPTION_ROW}
-        for name, value in asdict(self).items():
-            if name in ("id", "etag") or value is None:
-                continue
-            entity[_column(name)] = value
-        return entity
-
-    @classmethod
-    def from_entity(cls, entity: dict[str, Any]) -> "Subscription":
-        values: dict[str, Any] = {"id": entity["PartitionKey"]}
-        for f in fields(cls):
-            column = _column(f.name)
-            if column in entity:
-                value = entity[column]
-                # Azure Tables returns datetimes as its own TablesEntityDatetime subclass.
-                if isinstance(value, datetime):
-                    value = datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
-                values[f.name] = value
-        values["etag"] = entity.metadata.get("etag") if hasattr(entity, "metadata") else None
-        return cls(**values)
-
-
-def _column(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_"))
-
 
 @dataclass(frozen=True)
 class StripeSubscriptionState:
@@ -160,7 +128,7 @@ class StripeSubscriptionState:
     metadata: dict[str, str]
 
     @classmethod
-    def from_stripe(cls, obj: Any) -> "StripeSubscriptionState":
+    def from_stripe(cls, obj: Any) -> StripeSubscriptionState:
         """Read a subscription in the current shape (period on items) or pre-2025 (on the subscription)."""
         data = as_dict(obj)
         items = ((data.get("items") or {}).get("data")) or []
@@ -187,4 +155,4 @@ class StripeSubscriptionState:
 def _from_unix(value: Any) -> datetime | None:
     if value in (None, "", 0):
         return None
-    return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    return datetime.fromtimestamp(int(value), tz=UTC)

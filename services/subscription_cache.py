@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
+from adapters.table_storage import TableStore
 from services import subscription_store
-from services.storage import Storage
 from services.subscription import Subscription
 
 MAX_TTL_SECONDS = 60.0
@@ -31,7 +31,7 @@ class SubscriptionCache:
         self._entries: dict[str, tuple[float, Subscription | None]] = {}
         self._lock = threading.Lock()
 
-    def get(self, storage: Storage, subscription_id: str) -> Subscription | None:
+    def get(self, storage: TableStore, subscription_id: str) -> Subscription | None:
         now = self._clock()
         entry = self._entries.get(subscription_id)
         if entry is not None and entry[0] > now:

@@ -2,8 +2,8 @@
 
 The cookie holds only a random id; the table holds its HMAC under SESSION_SECRET, so reading the
 table (or a backup of it) gives nobody a usable cookie, nor a way to test guessed ids offline.
-Rotating SESSION_SECRET signs everyone out. Sessions end after an idle timeout and an absolute timeout, the id is rotated
-at sign-in, sign-out deletes the row, and a timer removes expired rows.
+Rotating SESSION_SECRET signs everyone out. Sessions end after an idle timeout and an absolute timeout,
+the id is rotated at sign-in, sign-out deletes the row, and a timer removes expired rows.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from adapters.table_storage import SESSIONS, TableStore
 from services.settings import Settings
-from services.storage import SESSIONS, Storage
 
 # Writing last-seen on every request would double the storage calls; a minute is precise enough
 # for a 30-minute idle timeout.
@@ -68,7 +68,7 @@ class WebSession:
 
 
 class SessionStore:
-    def __init__(self, storage: Storage, settings: Settings):
+    def __init__(self, storage: TableStore, settings: Settings):
         self._storage = storage
         self._secret = settings.session_secret.encode()
         self._idle = timedelta(minutes=settings.session_idle_minutes)
@@ -79,7 +79,7 @@ class SessionStore:
         return digest[:2], digest
 
     def new(self, *, person: Person | None = None, pending: dict[str, Any] | None = None) -> WebSession:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         session = WebSession(
             id=secrets.token_urlsafe(32),
             created_at=now,
@@ -100,7 +100,7 @@ class SessionStore:
         if entity is None:
             return None
         session = _from_entity(session_id, entity)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if now - session.last_seen_at > self._idle or now - session.created_at > self._absolute:
             self._storage.delete(SESSIONS, partition, row)
             return None
@@ -136,9 +136,10 @@ class SessionStore:
         self._storage.delete(SESSIONS, *self._key(session.id))
 
     def purge_expired(self) -> int:
-        now = datetime.now(timezone.utc)
-        rows = self._storage.table(SESSIONS).query_entities(
-            "LastSeenAt lt @idle or CreatedAt lt @absolute",
+        now = datetime.now(UTC)
+        rows = self._storage.query(
+            SESSIONS,
+            where="LastSeenAt lt @idle or CreatedAt lt @absolute",
             parameters={"idle": now - self._idle, "absolute": now - self._absolute},
             select=["PartitionKey", "RowKey"],
         )
@@ -152,7 +153,9 @@ class SessionStore:
 def _from_entity(session_id: str, entity: dict[str, Any]) -> WebSession:
     person = None
     if entity.get("Oid"):
-        person = Person(tid=entity["Tid"], oid=entity["Oid"], name=entity.get("Name", ""), email=entity.get("Email", ""))
+        person = Person(
+            tid=entity["Tid"], oid=entity["Oid"], name=entity.get("Name", ""), email=entity.get("Email", "")
+        )
     return WebSession(
         id=session_id,
         created_at=_utc(entity["CreatedAt"]),
@@ -165,4 +168,4 @@ def _from_entity(session_id: str, entity: dict[str, Any]) -> WebSession:
 
 
 def _utc(value: datetime) -> datetime:
-    return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
+    return datetime.fromtimestamp(value.timestamp(), tz=UTC)

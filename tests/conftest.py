@@ -19,7 +19,7 @@ import pytest
 from local_host import launch as launch_host
 from local_host.azurite import Azurite, start_azurite
 from services.settings import Settings, load_settings
-from services.storage import Storage
+from adapters.table_storage import STRIPE_EVENTS_QUEUE, Storage
 from tests.factories import LOCAL_CLIENT_ID, local_values
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -93,8 +93,8 @@ class Stack:
     def settle(self, timeout: float = 30) -> None:
         """Wait until the emulator has delivered its webhooks and the app has applied them."""
         self.emulator_control("webhooks/wait", {"timeout": timeout})
-        queue = self.storage().queue("stripe-events")
-        wait_for(lambda: queue.get_queue_properties().approximate_message_count == 0, timeout=timeout, message="stripe-events drained")
+        storage = self.storage()
+        wait_for(lambda: storage.queue_depth(STRIPE_EVENTS_QUEUE) == 0, timeout=timeout, message="stripe-events drained")
 
 
 def app_values(azurite: Azurite, identity_provider, stripe_emulator, outbox_dir: Path, base_url: str, **overrides: Any) -> dict[str, str]:

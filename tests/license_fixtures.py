@@ -1,4 +1,4 @@
-"""Seats and people for license-check tests, written through the storage contract of services/seat.py.
+"""Seats and people for license-check tests, written through the repositories (adapters/).
 
 License management (assign/revoke) is built separately; these helpers write exactly the rows it writes:
 the seat and the subscription's AssignedCount in one ETag-guarded transaction, then the lookup row.
@@ -7,59 +7,56 @@ the seat and the subscription's AssignedCount in one ETag-guarded transaction, t
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import requests
 
-from services import subscription_store
-from services.seat import SEAT_PREFIX, license_lookup_row, normalise_address, seat_entity
-from services.storage import SUBSCRIPTIONS, USER_LICENSES, ConcurrencyConflict, Storage, update_if_match
+from adapters import keys
+from adapters.lookup_repository import LookupRepository
+from adapters.subscription_repository import PartitionWrites, SubscriptionRepository
+from adapters.table_storage import SUBSCRIPTIONS, USER_LICENSES, ConcurrencyConflict, TableStore
+from services.seat import Seat, normalise_address
 from standins.identity_provider import client as idp
 from standins.identity_provider.directory import CONTOSO_ID, FABRIKAM_ID
 
 __all__ = ["CONTOSO_ID", "FABRIKAM_ID", "assign", "revoke", "set_over_quantity", "new_user", "token_for", "check"]
 
 
-def assign(storage: Storage, subscription_id: str, email: str, assigned_by: str = "admin@contoso.example") -> None:
+def assign(storage: TableStore, subscription_id: str, email: str, assigned_by: str = "admin@contoso.example") -> None:
+    repository = SubscriptionRepository(storage)
     for _ in range(20):
-        subscription = subscription_store.load(storage, subscription_id)
+        subscription = repository.load(subscription_id)
         assert subscription is not None
-        entity = subscription.to_entity()
-        entity["AssignedCount"] = subscription.assigned_count + 1
-        seat = seat_entity(subscription_id, email, sequence=subscription.assigned_count + 1, assigned_by=assigned_by)
+        seat = Seat.new(email, sequence=subscription.assigned_count + 1, assigned_by=assigned_by)
         try:
-            storage.transact(SUBSCRIPTIONS, [update_if_match(entity, subscription.etag), ("create", seat)])
+            repository.commit(PartitionWrites(replace(subscription, assigned_count=subscription.assigned_count + 1),
+                                              create=[seat]))
         except ConcurrencyConflict:
             continue
-        storage.upsert(USER_LICENSES, license_lookup_row(subscription_id, subscription.tenant_id, email))
+        LookupRepository(storage).put_license(seat.lookup(subscription))
         return
     raise AssertionError("could not assign")
 
 
-def revoke(storage: Storage, subscription_id: str, email: str) -> None:
+def revoke(storage: TableStore, subscription_id: str, email: str) -> None:
+    repository = SubscriptionRepository(storage)
+    seat = repository.seat(subscription_id, normalise_address(email))
+    subscription = repository.load(subscription_id)
+    assert seat is not None and subscription is not None
+    repository.commit(PartitionWrites(replace(subscription, assigned_count=subscription.assigned_count - 1),
+                                      delete=[seat]))
+    LookupRepository(storage).delete_licenses_of_seat(subscription_id, seat.email, seat.bound_oid)
+
+
+def set_over_quantity(storage: TableStore, subscription_id: str, email: str, value: bool = True) -> None:
     email = normalise_address(email)
-    seat = storage.get(SUBSCRIPTIONS, subscription_id, SEAT_PREFIX + email)
+    seat = SubscriptionRepository(storage).seat(subscription_id, email)
     assert seat is not None
-    subscription = subscription_store.load(storage, subscription_id)
-    entity = subscription.to_entity()
-    entity["AssignedCount"] = subscription.assigned_count - 1
-    storage.transact(SUBSCRIPTIONS, [update_if_match(entity, subscription.etag),
-                                     ("delete", {"PartitionKey": subscription_id, "RowKey": seat["RowKey"]})])
-    if seat.get("BoundOid"):
-        storage.delete(USER_LICENSES, f"oid|{seat['BoundOid']}", subscription_id)
-    storage.delete(USER_LICENSES, f"email|{email}", subscription_id)
-
-
-def set_over_quantity(storage: Storage, subscription_id: str, email: str, value: bool = True) -> None:
-    from azure.data.tables import UpdateMode
-
-    email = normalise_address(email)
-    seat = storage.get(SUBSCRIPTIONS, subscription_id, SEAT_PREFIX + email)
-    storage.table(SUBSCRIPTIONS).update_entity(
-        {"PartitionKey": subscription_id, "RowKey": seat["RowKey"], "OverQuantity": value}, mode=UpdateMode.MERGE)
-    partition = f"oid|{seat['BoundOid']}" if seat.get("BoundOid") else f"email|{email}"
-    storage.table(USER_LICENSES).update_entity(
-        {"PartitionKey": partition, "RowKey": subscription_id, "OverQuantity": value}, mode=UpdateMode.MERGE)
+    storage.merge(SUBSCRIPTIONS, {"PartitionKey": subscription_id, "RowKey": keys.seat_row(email),
+                                  "OverQuantity": value})
+    partition = keys.licenses_of_oid(seat.bound_oid) if seat.bound else keys.licenses_of_address(email)
+    storage.merge(USER_LICENSES, {"PartitionKey": partition, "RowKey": subscription_id, "OverQuantity": value})
 
 
 def new_user(provider: Any, tenant: str = CONTOSO_ID, *, email: str | None = None,

@@ -8,7 +8,8 @@ import urllib.request
 from typing import Any
 
 from services.audit import Actor
-from services.seats import Context
+from services.seat_change import Context
+from services.unit_of_work import UnitOfWork
 from services.web_session import Person
 from standins.identity_provider.client import issue_token, list_users
 
@@ -28,7 +29,7 @@ def token_for(stack, email: str) -> str:
 
 def context(stack, storage=None, person: Person | None = None) -> Context:
     who = person or Person("t", "o", "Test", "tester@contoso.example")
-    return Context(storage=storage or stack.storage(), settings=stack.settings,
+    return Context(uow=UnitOfWork(storage or stack.storage()), settings=stack.settings,
                    actor=Actor(tid=who.tid, oid=who.oid, email=who.email, name=who.name))
 
 

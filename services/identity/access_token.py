@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
@@ -83,7 +84,7 @@ class TokenRules:
     versions: tuple[str, ...] = ("1.0", "2.0")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "TokenRules":
+    def from_settings(cls, settings: Settings) -> TokenRules:
         """Access tokens for this API: the add-in's and scripts'."""
         return cls(
             audiences=tuple(settings.api_audiences),
@@ -94,7 +95,7 @@ class TokenRules:
         )
 
     @classmethod
-    def for_id_tokens(cls, settings: Settings) -> "TokenRules":
+    def for_id_tokens(cls, settings: Settings) -> TokenRules:
         """ID tokens from the dashboard's sign-in: issued to our own client id by the v2.0 endpoint."""
         return cls(
             audiences=(settings.entra_client_id,),
@@ -119,9 +120,10 @@ class AccessTokenValidator:
 
     @classmethod
     def from_settings(cls, settings: Settings, fetcher: JsonFetcher | None = None,
-                      clock: Callable[[], float] | None = None) -> "AccessTokenValidator":
-        extra = {"clock": clock} if clock is not None else {}
-        return cls(TokenRules.from_settings(settings), SigningKeys(settings.entra_authority, fetcher, **extra))
+                      clock: Callable[[], float] | None = None) -> AccessTokenValidator:
+        keys = (SigningKeys(settings.entra_authority, fetcher) if clock is None
+                else SigningKeys(settings.entra_authority, fetcher, clock=clock))
+        return cls(TokenRules.from_settings(settings), keys)
 
     def validate(self, token: str) -> Principal:
         """The Principal of a valid token, or InvalidToken saying why not."""

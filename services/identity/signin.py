@@ -24,7 +24,7 @@ class SignInFailed(Exception):
     """The sign-in could not be completed; the message is safe to show."""
 
 
-def _application(settings: Settings):
+def _application(settings: Settings) -> Any:  # msal.ConfidentialClientApplication (msal ships no types)
     import msal  # heavy: only the sign-in routes load it
 
     return msal.ConfidentialClientApplication(
@@ -39,12 +39,13 @@ def _application(settings: Settings):
 
 def start(settings: Settings, login_hint: str | None = None) -> dict[str, Any]:
     """The MSAL flow to keep in the session; its `auth_uri` is where the browser goes."""
-    return _application(settings).initiate_auth_code_flow(
+    flow: dict[str, Any] = _application(settings).initiate_auth_code_flow(
         scopes=[],
         redirect_uri=settings.public_base_url + CALLBACK_PATH,
         login_hint=login_hint,
         prompt="select_account",
     )
+    return flow
 
 
 def finish(settings: Settings, flow: dict[str, Any], query: dict[str, str]) -> Person:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import jwt
 import requests
@@ -129,8 +130,8 @@ class SigningKeys:
         """
         with self._lock:
             current = self._current
-            if current is not seen:
-                return current  # type: ignore[return-value]  # only ever replaced by a loaded set
+            if current is not None and current is not seen:  # replaced meanwhile (only ever by a loaded set)
+                return current
             now = self._clock()
             wait = self._refresh_cooldown if current is not None else self._retry_after_failure
             if self._last_attempt is not None and now - self._last_attempt < wait:

@@ -6,15 +6,15 @@ import hashlib
 import json
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from adapters.table_storage import SENT_MAIL, ConcurrencyConflict, Row, TableStore
 from services.mail.message import MailMessage
 from services.mail.render import render
 from services.mail.senders import MailSender
 from services.settings import Settings
-from services.storage import SENT_MAIL, ConcurrencyConflict, Storage
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class SendInProgress(RuntimeError):
     """Another invocation is sending this message right now; retry later (then it is skipped)."""
 
 
-def deliver(body: bytes, *, storage: Storage, sender: MailSender, settings: Settings) -> str | None:
+def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: Settings) -> str | None:
     """Send the message unless its id was sent before; return the provider id, None if skipped.
 
     The same id can be queued twice and processed concurrently, so the sender first claims the id
@@ -69,7 +69,7 @@ def deliver(body: bytes, *, storage: Storage, sender: MailSender, settings: Sett
             "Template": message.template,
             "Status": "sent",
             "ProviderId": provider_id,
-            "SentAt": datetime.now(timezone.utc),
+            "SentAt": datetime.now(UTC),
         },
     )
     # Never log the address or the body: just what was sent.
@@ -77,7 +77,7 @@ def deliver(body: bytes, *, storage: Storage, sender: MailSender, settings: Sett
     return provider_id
 
 
-def _wait_while_sending(storage: Storage, partition: str, row: str, seconds: float = 10) -> dict | None:
+def _wait_while_sending(storage: TableStore, partition: str, row: str, seconds: float = 10) -> Row | None:
     """A duplicate usually runs beside the original: give that one a moment to finish."""
     deadline = time.monotonic() + seconds
     while True:
@@ -87,9 +87,9 @@ def _wait_while_sending(storage: Storage, partition: str, row: str, seconds: flo
         time.sleep(0.2)
 
 
-def _claim(storage: Storage, partition: str, row: str, template: str) -> bool:
+def _claim(storage: TableStore, partition: str, row: str, template: str) -> bool:
     """True if this invocation may send; False if the mail was sent already."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     claim = {"PartitionKey": partition, "RowKey": row, "Template": template, "Status": "sending", "ClaimedAt": now}
     if storage.insert(SENT_MAIL, claim):
         return True
@@ -101,7 +101,7 @@ def _claim(storage: Storage, partition: str, row: str, template: str) -> bool:
     if now - existing["ClaimedAt"] < STALE_CLAIM:
         raise SendInProgress("mail is being sent by another invocation")
     try:
-        storage.replace_if_match(SENT_MAIL, claim, existing.metadata["etag"])
+        storage.replace_if_match(SENT_MAIL, claim, existing.etag or "")
     except ConcurrencyConflict:
         raise SendInProgress("mail is being sent by another invocation") from None
     return True

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from services.storage import OUTBOUND_EMAIL_QUEUE, Storage
+from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, TableStore
 
 Template = Literal[
     "welcome",
@@ -41,5 +41,5 @@ class MailMessage(BaseModel):
         return value
 
 
-def enqueue(storage: Storage, message: MailMessage) -> None:
-    storage.queue(OUTBOUND_EMAIL_QUEUE).send_message(json.dumps(message.model_dump()).encode("utf-8"))
+def enqueue(storage: TableStore, message: MailMessage) -> None:
+    storage.send(OUTBOUND_EMAIL_QUEUE, json.dumps(message.model_dump()).encode("utf-8"))

@@ -45,4 +45,5 @@ def render(message: MailMessage, *, support_email: str, base_url: str) -> Render
     if not first.startswith("Subject:"):
         raise ValueError(f"{message.template}.{message.language}.txt must start with a 'Subject:' line")
     html = env.get_template(f"{message.template}.{message.language}.html").render(context)
-    return RenderedMail(to=message.to, subject=first.removeprefix("Subject:").strip(), text=body.strip() + "\n", html=html)
+    subject = first.removeprefix("Subject:").strip()
+    return RenderedMail(to=message.to, subject=subject, text=body.strip() + "\n", html=html)

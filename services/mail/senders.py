@@ -9,10 +9,14 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from services.mail.render import RenderedMail
 from services.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.communication.email import EmailClient
+    from azure.core.credentials import AzureKeyCredential, TokenCredential
 
 
 class MailSender(Protocol):
@@ -28,12 +32,13 @@ class AcsMailSender:
         self._sender = sender
         self._access_key = access_key
         self._client_id = client_id
-        self._client = None
+        self._client: EmailClient | None = None
 
-    def _email_client(self):
+    def _email_client(self) -> EmailClient:
         if self._client is None:
             from azure.communication.email import EmailClient
 
+            credential: AzureKeyCredential | TokenCredential
             if self._access_key:
                 from azure.core.credentials import AzureKeyCredential
 
@@ -89,5 +94,7 @@ class OutboxMailSender:
 
 def sender_for(settings: Settings) -> MailSender:
     if settings.acs_endpoint:
-        return AcsMailSender(settings.acs_endpoint, settings.mail_sender, settings.acs_access_key, settings.storage_client_id)
+        return AcsMailSender(
+            settings.acs_endpoint, settings.mail_sender, settings.acs_access_key, settings.storage_client_id
+        )
     return OutboxMailSender(Path(settings.mail_outbox_dir), settings.mail_sender)

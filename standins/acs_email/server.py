@@ -10,7 +10,7 @@ import ssl
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,7 +36,7 @@ class AcsEmailEndpoint:
     messages: list[dict] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
 
-    def start(self) -> "AcsEmailEndpoint":
+    def start(self) -> AcsEmailEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,7 +54,8 @@ class AcsEmailEndpoint:
                 operation_id = str(uuid.uuid4())
                 endpoint.messages.append(payload)
                 location = f"https://{self.headers['Host']}/emails/operations/{operation_id}?api-version=2025-09-01"
-                self._reply(202, {"id": operation_id, "status": "Running"}, {"Operation-Location": location, "Retry-After": "0"})
+                headers = {"Operation-Location": location, "Retry-After": "0"}
+                self._reply(202, {"id": operation_id, "status": "Running"}, headers)
 
             def do_GET(self):
                 path = urlsplit(self.path).path
@@ -93,20 +94,24 @@ class AcsEmailEndpoint:
 
     def _verify(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
         headers = request.headers
-        date, content_hash, auth = headers.get("x-ms-date"), headers.get("x-ms-content-sha256"), headers.get("Authorization")
+        date = headers.get("x-ms-date")
+        content_hash = headers.get("x-ms-content-sha256")
+        auth = headers.get("Authorization")
         if not (date and content_hash and auth):
             raise Rejected(401, "Denied", "missing x-ms-date, x-ms-content-sha256 or Authorization")
         try:
             sent_at = parsedate_to_datetime(date)
         except (TypeError, ValueError):
             raise Rejected(401, "Denied", "x-ms-date is not an RFC 1123 date") from None
-        if abs(datetime.now(timezone.utc) - sent_at) > MAX_CLOCK_DIFFERENCE:
+        if abs(datetime.now(UTC) - sent_at) > MAX_CLOCK_DIFFERENCE:
             raise Rejected(401, "Denied", "x-ms-date is too far from the server's clock")
         if base64.b64encode(hashlib.sha256(body).digest()).decode() != content_hash:
             raise Rejected(401, "Denied", "x-ms-content-sha256 does not match the body")
         prefix = "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature="
         if not auth.startswith(prefix):
-            raise Rejected(401, "Denied", "Authorization is not an HMAC-SHA256 signature over x-ms-date;host;x-ms-content-sha256")
+            raise Rejected(
+                401, "Denied", "Authorization is not an HMAC-SHA256 signature over x-ms-date;host;x-ms-content-sha256"
+            )
         string_to_sign = f"{request.command}\n{request.path}\n{date};{headers.get('Host')};{content_hash}"
         expected = base64.b64encode(
             hmac.new(base64.b64decode(self.access_key), string_to_sign.encode(), hashlib.sha256).digest()

@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     directory = Directory.from_file(args.users_file) if args.users_file else Directory.default()
     server = build_server(args.port, args.cert_dir, directory, bind=args.bind)
-    url = server.provider.base_url  # type: ignore[union-attr]
+    url = server.provider.base_url
 
     def stop(signum, frame) -> None:
         # shutdown() waits for serve_forever() to return, so it must not run on the serving thread.

@@ -18,8 +18,9 @@ import contextlib
 import datetime
 import ipaddress
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import certifi
 from cryptography import x509
@@ -27,10 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-try:  # POSIX only; on Windows concurrent first starts are merely unlikely, not prevented.
+if sys.platform != "win32":  # POSIX only; on Windows concurrent first starts are merely unlikely, not prevented.
     import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None
 
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
@@ -46,12 +45,12 @@ def directory_lock(directory: Path) -> Iterator[None]:
     """Serialise first-start generation: several local services may start at once on one cert dir."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "a+") as handle:
-        if fcntl is not None:
+        if sys.platform != "win32":
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            if fcntl is not None:
+            if sys.platform != "win32":
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -80,12 +79,12 @@ def _usable(cert_path: Path, key_path: Path) -> bool:
         leaf = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
     except ValueError:
         return False
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return leaf.not_valid_after_utc - now > _RENEW_BEFORE
 
 
 def _generate(directory: Path) -> None:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     start = now - datetime.timedelta(minutes=5)  # tolerate small clock differences between processes
 
     ca_key = ec.generate_private_key(ec.SECP256R1())

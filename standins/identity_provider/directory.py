@@ -120,11 +120,11 @@ class Directory:
         }
 
     @classmethod
-    def default(cls) -> "Directory":
+    def default(cls) -> Directory:
         return cls(DEFAULT_DIRECTORY)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "Directory":
+    def from_file(cls, path: str | os.PathLike) -> Directory:
         return cls(json.loads(Path(path).read_text(encoding="utf-8")))
 
     # --- tenants -------------------------------------------------------------------------------------

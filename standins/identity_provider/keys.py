@@ -37,7 +37,7 @@ class SigningKey:
     private_key: rsa.RSAPrivateKey
 
     @classmethod
-    def wrap(cls, private_key: rsa.RSAPrivateKey) -> "SigningKey":
+    def wrap(cls, private_key: rsa.RSAPrivateKey) -> SigningKey:
         return cls(kid=_thumbprint(private_key.public_key()), private_key=private_key)
 
     def jwk(self) -> dict:

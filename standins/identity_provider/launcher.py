@@ -43,7 +43,7 @@ class LaunchedProvider:
     def stop(self, timeout: float = 5) -> None:
         terminate(self.process, timeout)
 
-    def __enter__(self) -> "LaunchedProvider":
+    def __enter__(self) -> LaunchedProvider:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -33,7 +33,7 @@ def _page(title: str, body: str) -> bytes:
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body><main>{body}</main></body></html>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def _hidden(params: dict[str, str]) -> str:

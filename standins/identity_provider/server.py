@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from . import pages
 from .cert import ensure_certificate, write_ca_bundle
-from .directory import Directory, DirectoryError, MULTI_TENANT_SEGMENTS, Tenant, User
+from .directory import MULTI_TENANT_SEGMENTS, Directory, DirectoryError, Tenant, User
 from .grants import GrantError, GrantStore
 from .keys import KeyRing
 from .tokens import DEFAULT_LIFETIME, RequestedScopes, ScopeError, TokenIssuer
@@ -158,9 +159,11 @@ class RequestHandler(BaseHTTPRequestHandler):
     server_version = "LocalEntraStandIn/1.0"
     timeout = 30  # a stalled client must not pin a worker thread forever
 
+    server: ProviderServer
+
     @property
     def provider(self) -> Provider:
-        return self.server.provider  # type: ignore[attr-defined]
+        return self.server.provider
 
     # --- plumbing ------------------------------------------------------------------------------------
 
@@ -431,10 +434,12 @@ class RequestHandler(BaseHTTPRequestHandler):
                                      "AADSTS900144: The request body must contain the following parameter: 'code'.")
                 grant = grants.redeem_code(form["code"], client_id, form.get("redirect_uri"),
                                            form.get("code_verifier"))
-                user, scope, nonce, auth_time = grant.user, form.get("scope") or grant.scope, grant.nonce, grant.auth_time
+                user, nonce, auth_time = grant.user, grant.nonce, grant.auth_time
+                scope = form.get("scope") or grant.scope
             elif grant_type == "refresh_token":
                 refresh = grants.redeem_refresh_token(form.get("refresh_token", ""), client_id)
-                user, scope, nonce, auth_time = refresh.user, form.get("scope") or refresh.scope, None, refresh.auth_time
+                user, nonce, auth_time = refresh.user, None, refresh.auth_time
+                scope = form.get("scope") or refresh.scope
             else:
                 raise GrantError("unsupported_grant_type",
                                  f"AADSTS70003: The app requested an unsupported grant type '{grant_type}'.")
@@ -498,11 +503,13 @@ class ProviderServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # idle keep-alive connections must not delay shutdown
 
-    def __init__(self, address: tuple[str, int], ssl_context: ssl.SSLContext):
+    def __init__(self, address: tuple[str, int], ssl_context: ssl.SSLContext,
+                 provider_for: Callable[[int], Provider]):
+        """`provider_for(port)` builds the provider once the port is bound (its base URL carries the port)."""
         super().__init__(address, RequestHandler)
         # No handshake in accept(): it would run on the serving thread and one slow client would stall all.
         self.socket = ssl_context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
-        self.provider: Provider | None = None
+        self.provider: Provider = provider_for(self.server_address[1])
 
     def handle_error(self, request, client_address) -> None:
         # Clients that drop the TLS connection (or refuse our certificate) are routine, not tracebacks.
@@ -521,10 +528,10 @@ def build_server(port: int = 0, cert_dir: str | Path = ".certs", directory: Dire
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_path, key_path)
-    server = ProviderServer((bind, port), context)
-    base_url = f"https://{public_host}:{server.server_address[1]}"
-    server.provider = Provider(base_url, directory or Directory.default(), KeyRing(cert_dir))
-    return server
+    return ProviderServer(
+        (bind, port), context,
+        lambda bound: Provider(f"https://{public_host}:{bound}", directory or Directory.default(), KeyRing(cert_dir)),
+    )
 
 
 @dataclass
@@ -546,7 +553,7 @@ class RunningProvider:
 
     @property
     def provider(self) -> Provider:
-        return self.server.provider  # type: ignore[return-value]
+        return self.server.provider
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -561,4 +568,4 @@ def start_in_thread(port: int = 0, cert_dir: str | Path = ".certs",
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               name="identity-provider", daemon=True)
     thread.start()
-    return RunningProvider(server.provider.base_url, server, thread, Path(cert_dir).resolve())  # type: ignore[union-attr]
+    return RunningProvider(server.provider.base_url, server, thread, Path(cert_dir).resolve())

@@ -40,7 +40,7 @@ class RequestedScopes:
     granted: str               # the `scope` value echoed in the token response
 
     @classmethod
-    def parse(cls, scope: str) -> "RequestedScopes":
+    def parse(cls, scope: str) -> RequestedScopes:
         requested = scope.split()
         oidc = frozenset(s for s in requested if s in OIDC_SCOPES)
         resources: dict[str, list[str]] = {}

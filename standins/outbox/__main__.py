@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"show needs a number from 1 to {len(mails)}", file=sys.stderr)
             return 2
         mail = mails[args.number - 1]
-        print(f"From: {mail['from']}\nTo: {mail['to']}\nDate: {mail['sent_at']}\nSubject: {mail['subject']}\n\n{mail['text']}")
+        print(f"From: {mail['from']}\nTo: {mail['to']}\nDate: {mail['sent_at']}\nSubject: {mail['subject']}\n")
+        print(mail["text"])
     else:
         if not mails:
             print(f"The outbox ({directory}) is empty.")

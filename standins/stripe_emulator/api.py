@@ -5,13 +5,15 @@ returns ``(status, json_body)``. Anything invalid raises StripeError.
 """
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from . import billing, checkout, objects
 from .errors import StripeError, invalid
 from .forms import as_bool, as_int, as_list, as_metadata
 from .render import render, render_list
 
-ROUTES = []
+ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = []
 
 
 def route(method, pattern):
@@ -92,7 +94,7 @@ def _parse_tiers(p):
     for index, raw in enumerate(as_list(p.get("tiers"))):
         up_to = raw.get("up_to")
         if up_to is None:
-            raise invalid("Missing required param: tiers[{}][up_to].".format(index),
+            raise invalid(f"Missing required param: tiers[{index}][up_to].",
                           f"tiers[{index}][up_to]", code="parameter_missing")
         tiers.append(objects.tier(None if up_to == "inf" else as_int(raw, "up_to", minimum=1),
                                   as_int(raw, "unit_amount"), as_int(raw, "flat_amount")))

@@ -22,8 +22,7 @@ TIERS = [
 
 def client_for(api_key, api_base=None):
     """A StripeClient for Stripe, or for the emulator when ``api_base`` is given."""
-    base_addresses = {"api": api_base.rstrip("/")} if api_base else None
-    return stripe.StripeClient(api_key, base_addresses=base_addresses)
+    return stripe.StripeClient(api_key, base_addresses={"api": api_base.rstrip("/")} if api_base else None)
 
 
 def ensure_catalog(client):

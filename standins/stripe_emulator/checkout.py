@@ -1,5 +1,7 @@
 """Checkout Sessions in subscription mode: creation, payment outcomes, expiry."""
 
+from typing import Any
+
 from . import billing, objects
 from .errors import StripeError
 from .forms import as_bool, as_int, as_list, as_metadata
@@ -75,7 +77,9 @@ def complete(ctx, session, outcome="paid", email=None, name=None):
             ctx, email=email or session["customer_email"] or "buyer@example.com", name=name,
             preferred_locales=[session["locale"]] if session["locale"] else None)
     data = session["_subscription_data"]
-    items = [(store.get("price", li["price"]), li["quantity"], {}) for li in session["_line_items"]]
+    items: list[tuple[dict[str, Any], int, dict[str, str]]] = [
+        (store.get("price", li["price"]), li["quantity"], {}) for li in session["_line_items"]
+    ]
     sub = billing.create_subscription(
         ctx, customer=customer, items=items, metadata=dict(data["metadata"]),
         trial_period_days=data["trial_period_days"], description=data.get("description"),

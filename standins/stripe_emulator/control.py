@@ -6,6 +6,8 @@ clock) and shape webhook delivery (duplicates, reordering, holding, dropping, de
 
 import json
 import re
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from . import billing, checkout
@@ -13,7 +15,7 @@ from .errors import StripeError
 from .render import render
 from .webhooks import DELIVERY_MODES
 
-ROUTES = []
+ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = []
 
 
 def route(method, pattern):

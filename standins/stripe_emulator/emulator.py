@@ -23,7 +23,7 @@ class Settings:
     # test resolves them first through POST /_emulator/checkout/{id}/async.
     async_payment_delay_seconds: float = 10.0
     async_payment_result: str = "succeeded"
-    api_key: str = None                # if set, only this secret key is accepted
+    api_key: str | None = None         # if set, only this secret key is accepted
 
 
 @dataclass

@@ -6,6 +6,7 @@ the wire; resources coerce what they need with the helpers below.
 """
 
 import re
+from typing import Any
 from urllib.parse import parse_qsl
 
 from .errors import StripeError
@@ -15,7 +16,7 @@ _SEGMENT = re.compile(r"\[([^\]]*)\]")
 
 def decode(query):
     """Turn a form-encoded string into nested dicts and lists."""
-    root = {}
+    root: dict[str, Any] = {}
     for key, value in parse_qsl(query or "", keep_blank_values=True):
         head, _, rest = key.partition("[")
         segments = [head] + (_SEGMENT.findall("[" + rest) if rest else [])

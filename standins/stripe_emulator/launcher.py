@@ -49,6 +49,7 @@ def launch(port=0, webhook_url=None, webhook_secret=None, state_file=None, extra
         p for p in (_REPO_ROOT, os.environ.get("PYTHONPATH")) if p), PYTHONUNBUFFERED="1")
     process = subprocess.Popen(command, cwd=_REPO_ROOT, env=env, stdout=subprocess.PIPE,
                                text=True)
+    assert process.stdout is not None  # stdout=PIPE
     line = process.stdout.readline()
     found = re.search(r"(http://\S+)", line or "")
     if not found:

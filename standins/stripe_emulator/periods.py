@@ -2,11 +2,11 @@
 the day (Jan 31 -> Feb 28/29), not by a fixed number of seconds."""
 
 import calendar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def add_interval(timestamp, interval, count=1):
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
     if interval == "day":
         return timestamp + 86400 * count
     if interval == "week":

@@ -7,6 +7,7 @@ put the billing period on the subscription and the subscription id on the invoic
 """
 
 import copy
+from typing import Any
 
 from .errors import StripeError
 from .objects import plan_from_price
@@ -22,7 +23,7 @@ def is_legacy_version(version):
 
 def parse_expand(paths):
     """["subscription.latest_invoice", "line_items"] -> {"subscription": {"latest_invoice": {}}, ...}"""
-    tree = {}
+    tree: dict[str, Any] = {}
     for path in paths or []:
         node = tree
         for part in str(path).split("."):

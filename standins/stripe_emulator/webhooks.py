@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from typing import Any
 
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 DELIVERY_MODES = ("normal", "duplicate", "reverse", "hold")
@@ -39,7 +40,7 @@ class Dispatcher:
         self.settings = settings
         self.log = []           # delivery records, oldest first (GET /_emulator/events)
         self.held = []          # events waiting for POST /_emulator/webhooks/release
-        self._queue = queue.Queue()
+        self._queue: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._idle = threading.Condition(self._lock)

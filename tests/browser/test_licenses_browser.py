@@ -95,12 +95,12 @@ def test_a_bad_list_is_refused_on_the_page_and_nothing_assigned(page, stack):
 def test_license_forms_refuse_a_post_without_the_csrf_token(page, stack):
     import requests
 
-    from services import seats
+    from services import seat_assignment
     from tests.licenses_support import context
 
     owner = idp_person(stack, "admin@contoso.example")
     sub = purchased_subscription(stack, owner, quantity=2)
-    seats.assign(context(stack, person=owner), sub.id, ["kept@contoso.example"])
+    seat_assignment.assign(context(stack, person=owner), sub.id, ["kept@contoso.example"])
     sign_in(page, stack, "admin@contoso.example")
     cookie = {c["name"]: c["value"] for c in page.context.cookies()}["smm_session"]
     for path, data in (("revoke", {"email": "kept@contoso.example"}), ("", {"emails": "new@contoso.example"})):

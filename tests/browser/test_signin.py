@@ -107,13 +107,13 @@ def test_external_next_is_ignored(page, stack, target):
 
 
 def test_my_subscriptions_lists_my_own_license(page, stack):
-    from services import seats
+    from services import seat_assignment
     from tests.builders import purchased_subscription
     from tests.licenses_support import context, idp_person
 
     owner = idp_person(stack, "admin@contoso.example")
     subscription = purchased_subscription(stack, owner, quantity=3)
-    seats.assign(context(stack, person=owner), subscription.id, ["bob@contoso.example"])
+    seat_assignment.assign(context(stack, person=owner), subscription.id, ["bob@contoso.example"])
     sign_in(page, stack, "bob@contoso.example")
     row = page.get_by_role("row").filter(has_text="License holder").filter(has_text="admin@contoso.example")
     assert row.count() >= 1

@@ -11,7 +11,7 @@ import re
 import pytest
 from pycep import BicepParser
 
-from services import storage as app_storage
+from adapters import table_storage as app_storage
 from tests.infra.templates import INFRA, bicep_files, key, one, resources, template, variable, walk_strings
 
 ROLE = {

@@ -1,26 +1,40 @@
 """Access-token validation against the local identity provider over HTTPS.
 
 The provider runs as its own process (its real `serve` command) with a throw-away certificate directory;
-the validator discovers its keys exactly as it discovers Entra's.
+the validator discovers its keys exactly as it discovers Entra's. The impostor tests go on to the license
+check (in process, against Azurite): a valid token from another tenant that claims an assigned address.
 """
 
 from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 identity_provider = pytest.importorskip("standins.identity_provider")
 
-from standins.identity_provider import client  # noqa: E402
-from standins.identity_provider.cert import write_ca_bundle  # noqa: E402
-from standins.identity_provider.directory import CONTOSO_ID, FABRIKAM_ID  # noqa: E402
-
+from adapters.lookup_repository import LookupRepository  # noqa: E402
+from adapters.subscription_repository import SubscriptionRepository  # noqa: E402
+from adapters.table_storage import Storage  # noqa: E402
+from services import license_check, subscription_store  # noqa: E402
 from services.identity import InvalidToken, validator_for  # noqa: E402
 from services.identity.access_token import AccessTokenValidator  # noqa: E402
 from services.identity.signing_keys import REFRESH_COOLDOWN_SECONDS  # noqa: E402
+from services.seat import LicenseLookup  # noqa: E402
 from services.settings import load_settings  # noqa: E402
+from services.subscription import Subscription  # noqa: E402
+from services.subscription_cache import SubscriptionCache  # noqa: E402
+from standins.identity_provider import client  # noqa: E402
+from standins.identity_provider.cert import write_ca_bundle  # noqa: E402
+from standins.identity_provider.directory import CONTOSO_ID, FABRIKAM_ID  # noqa: E402
 from tests.factories import LOCAL_CLIENT_ID, local_values  # noqa: E402
+from tests.license_fixtures import assign  # noqa: E402
 
 APP_ID_URI = f"api://localhost:7071/{LOCAL_CLIENT_ID}"
+ALICE = "alice@contoso.example"
+IMPOSTOR = "alice.impostor@fabrikam.example"  # a fabrikam account whose email claim is alice's address
+NO_LICENSE = license_check.Code.NO_LICENSE
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +54,34 @@ def trust_provider(provider, monkeypatch):
 @pytest.fixture
 def settings(provider):
     return load_settings(local_values(ENTRA_AUTHORITY=f"{provider.url}/organizations"))
+
+
+@pytest.fixture
+def storage(azurite):
+    store = Storage(load_settings(local_values(AzureWebJobsStorage=azurite.connection_string)))
+    store.ensure_created()
+    return store
+
+
+def contoso_subscription(storage) -> str:
+    """A fresh, active subscription of the contoso tenant (written directly, no Stripe)."""
+    subscription_id = f"sub_idp_{uuid.uuid4().hex[:12]}"
+    assert subscription_store.create(storage, Subscription(
+        id=subscription_id, kind="organisation", status="active", quantity=5, assigned_count=0,
+        tenant_id=CONTOSO_ID, owner_tid=CONTOSO_ID, owner_oid="10000000-0000-4000-8000-000000000001",
+        owner_email="admin@contoso.example", owner_name="Contoso Admin", language="en", stripe_customer_id="",
+        checkout_session_id=f"cs_{subscription_id}", current_period_end=datetime.now(UTC) + timedelta(days=20)))
+    return subscription_id
+
+
+def checker() -> license_check.LicenseChecker:
+    return license_check.LicenseChecker(SubscriptionCache(ttl=0), grace_days=14)
+
+
+def logged_mismatch(caplog, principal, subscription_id: str) -> bool:
+    """The mismatch is logged by ids (PRODUCT.md section 3), never revealed to the caller."""
+    return any(r.levelname == "WARNING" and principal.tid in r.getMessage() and principal.oid in r.getMessage()
+               and subscription_id in r.getMessage() for r in caplog.records)
 
 
 def issue(provider, user: str, **kwargs) -> str:
@@ -73,12 +115,54 @@ def test_fabrikam_token_validates_with_its_own_tenant(provider, settings):
     assert principal.oid == "20000000-0000-4000-8000-000000000003"
 
 
-def test_impostor_claiming_alices_address_keeps_the_fabrikam_tenant(provider, settings):
-    principal = validator_for(settings).validate(issue(provider, "alice.impostor@fabrikam.example"))
+def test_impostor_claiming_alices_address_gets_no_license_and_binds_nothing(provider, settings, storage, caplog):
+    validator = validator_for(settings)
+    impostor = validator.validate(issue(provider, IMPOSTOR))
+    # A valid token whose address matches alice's seat; only its tenant differs.
+    assert impostor.tid == FABRIKAM_ID
+    assert ALICE in impostor.sign_in_addresses()
+    subscription_id = contoso_subscription(storage)
+    assign(storage, subscription_id, ALICE)
+    seats, lookups = SubscriptionRepository(storage), LookupRepository(storage)
 
-    # The address matches alice's seat, the tenant does not: the license check decides on (tid, oid).
-    assert principal.tid == FABRIKAM_ID
-    assert "alice@contoso.example" in principal.sign_in_addresses()
+    decision = checker().check(storage, impostor)
+
+    assert decision.code is NO_LICENSE and not decision.valid and decision.subscription is None
+    assert not seats.seat(subscription_id, ALICE).bound
+    assert subscription_id not in {row.subscription_id for row in lookups.licenses_of_oid(impostor.oid)}
+    assert subscription_id in {row.subscription_id for row in lookups.licenses_of_address(ALICE)}
+    assert logged_mismatch(caplog, impostor, subscription_id)
+
+    # Claiming the address in every name claim changes nothing.
+    spoofed = validator.validate(issue(provider, IMPOSTOR, claims={"preferred_username": ALICE, "upn": ALICE,
+                                                                   "unique_name": ALICE}))
+    assert spoofed.tid == FABRIKAM_ID and spoofed.preferred_username == ALICE
+    assert checker().check(storage, spoofed).code is NO_LICENSE
+    assert not seats.seat(subscription_id, ALICE).bound
+
+    # The seat was free for the taking: alice herself binds it on her first check.
+    alice = validator.validate(issue(provider, ALICE))
+    assert checker().check(storage, alice).code is license_check.Code.VALID
+    assert seats.seat(subscription_id, ALICE).bound_to(CONTOSO_ID, alice.oid)
+    assert checker().check(storage, impostor).code is NO_LICENSE
+
+
+def test_a_bound_lookup_row_naming_another_tenants_subscription_is_ignored(provider, settings, storage, caplog):
+    """Bound rows are only written for the subscription's tenant; should one name another, it grants nothing."""
+    impostor = validator_for(settings).validate(issue(provider, IMPOSTOR))
+    subscription_id = contoso_subscription(storage)
+    assign(storage, subscription_id, ALICE)
+    stray = LicenseLookup(subscription_id, ALICE, CONTOSO_ID, bound_oid=impostor.oid)
+    lookups = LookupRepository(storage)
+    lookups.put_license(stray)
+    try:
+        decision = checker().check(storage, impostor)
+    finally:
+        lookups.delete_license(stray)
+
+    assert decision.code is NO_LICENSE and decision.subscription is None
+    assert logged_mismatch(caplog, impostor, subscription_id)
+    assert not SubscriptionRepository(storage).seat(subscription_id, ALICE).bound
 
 
 def test_sign_in_name_and_mail_address_both_count(provider, settings):

@@ -12,8 +12,10 @@ import pytest
 import requests
 import stripe
 
+from adapters import keys
+from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, STRIPE_EVENTS
 from services import subscription_store
-from services.billing_events import Billing, invoice_subscription_id, reconcile
+from services.billing_events import Billing, apply, invoice_subscription_id, reconcile
 from services.stripe_gateway import StripeGateway
 from services.subscription import LicenseState, StripeSubscriptionState
 from tests.builders import checkout, pay, person, purchased_subscription
@@ -133,6 +135,57 @@ def test_updated_before_created_leaves_the_newest_state(stack):
     stack.settle()
     stored = wait_for(lambda: subscription_store.by_checkout_session(stack.storage(), session_id), message="fulfilled")
     assert stored.status == "active" and stored.quantity == 2
+
+
+class MailsKept:
+    """The stack's storage, except that mails are kept here instead of queued (the host would send them)."""
+
+    def __init__(self, store):
+        self._store = store
+        self.mails = []
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def send(self, queue, body, visibility_timeout=None):
+        if queue == OUTBOUND_EMAIL_QUEUE:
+            self.mails.append(json.loads(body))
+        else:
+            self._store.send(queue, body, visibility_timeout)
+
+
+def test_an_event_delivered_twice_is_applied_once(stack):
+    """Stripe redelivers an invoice.payment_failed after the owner paid: no second payment-failed mail."""
+    subscription = purchased_subscription(stack, person("redelivered@contoso.example"))
+    stack.settle()
+    stack.emulator_control("config", {"delivery": "hold"})  # the host applies none of what follows
+    stack.emulator_control(f"subscriptions/{subscription.id}/fail_payment")
+    held = stack.emulator_get("events")["held"]
+    event_id = next(e["event"] for e in held if e["type"] == "invoice.payment_failed")
+    event = requests.get(f"{stack.stripe_emulator.url}/v1/events/{event_id}", timeout=10,
+                         headers={"Authorization": f"Bearer {STRIPE_KEY}"}).json()
+    body = json.dumps(event).encode()
+    storage = MailsKept(stack.storage())
+    billing = Billing(storage=storage, stripe=StripeGateway(stack.settings), settings=stack.settings)
+
+    first = apply(body, billing)
+    recorded = stack.storage().get(STRIPE_EVENTS, *keys.stripe_event(event_id))
+    assert load(stack, subscription.id).status == "past_due"
+    assert [m["id"] for m in storage.mails] == [f"payment-failed-{event_id}"], first
+    # The owner pays; then Stripe delivers the failure once more.
+    stack.emulator_control(f"subscriptions/{subscription.id}/pay")
+    second = apply(body, billing)
+
+    assert [m["id"] for m in storage.mails] == [f"payment-failed-{event_id}"], second
+    assert load(stack, subscription.id).status == "past_due"  # not re-read for an event already applied
+    again = stack.storage().get(STRIPE_EVENTS, *keys.stripe_event(event_id))
+    assert again["AppliedAt"] == recorded["AppliedAt"]  # recorded once, at the first application
+    assert second.endswith("already applied")
+    # The held deliveries (the same failure, then the payment) leave the newest state.
+    stack.emulator_control("config", {"delivery": "normal"})
+    stack.emulator_control("webhooks/release")
+    stack.settle()
+    assert load(stack, subscription.id).status == "active"
 
 
 def test_failed_payment_moves_to_past_due_grace_and_mails_the_owner(stack):

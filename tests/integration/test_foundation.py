@@ -46,8 +46,7 @@ def test_enqueued_mail_reaches_the_outbox_once(stack):
     assert mails[0]["subject"] == "SecureMailMerge-Testnachricht"
     assert stack.settings.support_email in mails[0]["text"]
     # The duplicate is processed (and skipped) too: wait until the queue is empty, then count.
-    queue = storage.queue("outbound-email")
-    wait_for(lambda: queue.get_queue_properties().approximate_message_count == 0, message="queue drained")
+    wait_for(lambda: storage.queue_depth("outbound-email") == 0, message="queue drained")
     wait_for(lambda: True)
     assert len([m for m in stack.outbox() if m["subject"] == "SecureMailMerge-Testnachricht"]) == 1
 

@@ -22,7 +22,8 @@ from local_host.azurite import start_azurite
 from services import subscription_store
 from services.lease import LEASE_AUDIENCE, generate_pem, parse_keys
 from services.settings import load_settings
-from services.storage import SUBSCRIPTIONS, USER_LICENSES, Storage
+from adapters import keys
+from adapters.table_storage import SUBSCRIPTIONS, USER_LICENSES, Storage
 from services.subscription import Subscription
 from tests.builders import person, purchased_subscription
 from tests.conftest import REPO_ROOT, app_values, wait_for
@@ -79,11 +80,11 @@ def test_licensed_user_is_valid_and_the_seat_binds_on_first_use(stack):
     assert claims["exp"] - claims["iat"] == 72 * 3600
 
     storage = stack.storage()
-    seat = storage.get(SUBSCRIPTIONS, subscription.id, f"seat|{address}")
+    seat = storage.get(SUBSCRIPTIONS, subscription.id, keys.seat_row(address))
     assert (seat["BoundTid"], seat["BoundOid"]) == (CONTOSO_ID, user["oid"])
     assert seat["LastSeenOn"] == datetime.now(timezone.utc).date().isoformat()
-    assert storage.get(USER_LICENSES, f"oid|{user['oid']}", subscription.id)["LastSeenOn"] == seat["LastSeenOn"]
-    assert storage.get(USER_LICENSES, f"email|{address}", subscription.id) is None
+    assert storage.get(USER_LICENSES, keys.licenses_of_oid(user['oid']), subscription.id)["LastSeenOn"] == seat["LastSeenOn"]
+    assert storage.get(USER_LICENSES, keys.licenses_of_address(address), subscription.id) is None
 
     # Steady state, in German.
     again = check(stack.url, token_for(stack, user), **{"Accept-Language": "de-DE,de;q=0.9"}).json()
@@ -171,7 +172,7 @@ def test_same_address_from_another_tenant_is_never_licensed(stack):
     body = check(stack.url, token_for(stack, impostor)).json()
     assert (body["valid"], body["code"], body["subscription"], body["seat"]) == (False, "NO_LICENSE", None, None)
     assert address not in body["detail"] and subscription.id not in str(body)
-    seat = stack.storage().get(SUBSCRIPTIONS, subscription.id, f"seat|{address}")
+    seat = stack.storage().get(SUBSCRIPTIONS, subscription.id, keys.seat_row(address))
     assert seat["BoundOid"] == ""
     assert wait_for(lambda: f"token tenant {FABRIKAM_ID} (oid {impostor['oid']})" in stack.host.logs(), timeout=5)
     # Also when the impostor's token claims the address in every name claim.
@@ -193,7 +194,7 @@ def test_two_people_matching_one_address_at_once_bind_it_only_once(stack):
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         bodies = list(pool.map(lambda token: check(stack.url, token).json(), tokens))
-    seat = stack.storage().get(SUBSCRIPTIONS, subscription.id, f"seat|{address}")
+    seat = stack.storage().get(SUBSCRIPTIONS, subscription.id, keys.seat_row(address))
     winner = seat["BoundOid"]
     assert winner in (first["oid"], second["oid"])
     for token, body in zip(tokens, bodies):

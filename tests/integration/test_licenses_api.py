@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from services import subscription_store
-from services.seat import SEAT_PREFIX
-from services.storage import OUTBOUND_EMAIL_QUEUE, SUBSCRIPTIONS, USER_LICENSES
+from adapters import keys
+from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, SUBSCRIPTIONS, USER_LICENSES
 from tests.builders import purchased_subscription
 from tests.conftest import wait_for
 from tests.licenses_support import call, idp_person, token_for
@@ -51,7 +51,7 @@ def test_assign_list_revoke_reassign_and_export(stack, owner, token):
     assert other["already_assigned"] == [a] and other["assigned"] == []
 
     storage = stack.storage()
-    assert storage.get(USER_LICENSES, f"email|{a}", sub.id) is not None
+    assert storage.get(USER_LICENSES, keys.licenses_of_address(a), sub.id) is not None
 
     status, listing, _ = call(stack.url, "GET", _licenses(stack, sub.id) + "?limit=2", token)
     assert status == 200
@@ -64,16 +64,16 @@ def test_assign_list_revoke_reassign_and_export(stack, owner, token):
 
     status, revoked, _ = call(stack.url, "DELETE", _licenses(stack, sub.id) + f"/{a}", token)
     assert status == 200 and revoked["assigned_count"] == 2
-    assert storage.get(USER_LICENSES, f"email|{a}", sub.id) is None  # unlicensed at once
-    assert storage.get(SUBSCRIPTIONS, sub.id, SEAT_PREFIX + a) is None
+    assert storage.get(USER_LICENSES, keys.licenses_of_address(a), sub.id) is None  # unlicensed at once
+    assert storage.get(SUBSCRIPTIONS, sub.id, keys.seat_row(a)) is None
     status, missing, _ = call(stack.url, "DELETE", _licenses(stack, sub.id) + f"/{a}", token)
     assert status == 404 and missing["error"] == "not_assigned"
 
     d = f"dan.{tag}@contoso.example"
     status, moved, _ = call(stack.url, "POST", _licenses(stack, sub.id) + f"/{b}/reassign", token, {"to": d.upper()})
     assert status == 200 and moved["to"] == d and moved["assigned_count"] == 2
-    assert storage.get(USER_LICENSES, f"email|{b}", sub.id) is None
-    assert storage.get(USER_LICENSES, f"email|{d}", sub.id) is not None
+    assert storage.get(USER_LICENSES, keys.licenses_of_address(b), sub.id) is None
+    assert storage.get(USER_LICENSES, keys.licenses_of_address(d), sub.id) is not None
     status, clash, _ = call(stack.url, "POST", _licenses(stack, sub.id) + f"/{c}/reassign", token, {"to": d})
     assert status == 409 and clash["error"] == "already_assigned"
 

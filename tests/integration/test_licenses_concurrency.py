@@ -9,18 +9,23 @@ import uuid
 import pytest
 
 from local_host import launch as launch_host
-from services import seats, subscription_store
-from services.seat import SEAT_PREFIX, SEAT_RANGE_END
-from services.storage import SUBSCRIPTIONS, USER_LICENSES, Storage
+from adapters import keys
+from adapters.subscription_repository import SubscriptionRepository
+from adapters.table_storage import USER_LICENSES, Storage
+from services import seat_assignment, seat_reconciliation, subscription_store
+from services.seat_change import NoSeatsFree
+from services.unit_of_work import UnitOfWork
 from tests.builders import person, purchased_subscription
 from tests.conftest import REPO_ROOT
 from tests.licenses_support import call, context, idp_person, token_for
 
 
 def _seat_count(storage: Storage, sub_id: str) -> int:
-    return sum(1 for _ in storage.table(SUBSCRIPTIONS).query_entities(
-        "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-        parameters={"pk": sub_id, "lo": SEAT_PREFIX, "hi": SEAT_RANGE_END}, select=["RowKey"]))
+    return sum(1 for _ in SubscriptionRepository(storage).seats(sub_id))
+
+
+def _open_reservations(storage: Storage, sub_id: str) -> list:
+    return SubscriptionRepository(storage).reservations(sub_id)
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +77,14 @@ class RacingStorage(Storage):
 def test_an_etag_conflict_between_read_and_write_is_retried_on_fresh_state(stack):
     sub = purchased_subscription(stack, person("race-owner@contoso.example"), quantity=2)
     rival_ctx = context(stack)
-    storage = RacingStorage(stack.settings, lambda: seats.assign(rival_ctx, sub.id, ["rival@contoso.example"]))
+    storage = RacingStorage(stack.settings, lambda: seat_assignment.assign(rival_ctx, sub.id, ["rival@contoso.example"]))
     storage.ensure_created()
-    outcome = seats.assign(context(stack, storage), sub.id, ["me@contoso.example"])
+    outcome = seat_assignment.assign(context(stack, storage), sub.id, ["me@contoso.example"])
     assert storage.transactions == 2  # lost once, retried
     assert outcome.assigned == ["me@contoso.example"] and outcome.subscription.assigned_count == 2
     # Fresh state means the rival's seat counts: the next one finds nothing free.
-    with pytest.raises(seats.NoSeatsFree) as refused:
-        seats.assign(context(stack), sub.id, ["third@contoso.example"])
+    with pytest.raises(NoSeatsFree) as refused:
+        seat_assignment.assign(context(stack), sub.id, ["third@contoso.example"])
     assert refused.value.free == 0
 
 
@@ -101,7 +106,7 @@ def test_a_small_assignment_that_fails_writes_nothing(stack):
     sub = purchased_subscription(stack, person("small-fail@contoso.example"), quantity=10)
     storage = FailingStorage(stack.settings, fail_on=1)
     with pytest.raises(ConnectionError):
-        seats.assign(context(stack, storage), sub.id, [f"s{i}@contoso.example" for i in range(5)])
+        seat_assignment.assign(context(stack, storage), sub.id, [f"s{i}@contoso.example" for i in range(5)])
     assert subscription_store.load(stack.storage(), sub.id).assigned_count == 0
     assert _seat_count(stack.storage(), sub.id) == 0
 
@@ -112,19 +117,19 @@ def test_a_bulk_assignment_interrupted_mid_batch_is_completed_by_its_retry(stack
     # Transaction 1 reserves, 2 writes the first batch, 3 (the second batch) fails.
     storage = FailingStorage(stack.settings, fail_on=3)
     with pytest.raises(ConnectionError):
-        seats.assign(context(stack, storage), sub.id, addresses, request_id="bulk-1")
+        seat_assignment.assign(context(stack, storage), sub.id, addresses, request_id="bulk-1")
     clean = stack.storage()
     # Interrupted: the seats are reserved (nobody else can take them), the reservation is open.
     assert subscription_store.load(clean, sub.id).assigned_count == 250
     assert _seat_count(clean, sub.id) == 99
-    assert len(seats.open_reservations(clean, sub.id)) == 1
+    assert len(_open_reservations(clean, sub.id)) == 1
     # The retry (same request id) completes it: wholly applied, counted once.
-    outcome = seats.assign(context(stack), sub.id, addresses, request_id="bulk-1")
+    outcome = seat_assignment.assign(context(stack), sub.id, addresses, request_id="bulk-1")
     assert sorted(outcome.assigned) == addresses
     assert subscription_store.load(clean, sub.id).assigned_count == 250
     assert _seat_count(clean, sub.id) == 250
-    assert seats.open_reservations(clean, sub.id) == []
-    assert clean.get(USER_LICENSES, "email|bulk249@contoso.example", sub.id) is not None
+    assert _open_reservations(clean, sub.id) == []
+    assert clean.get(USER_LICENSES, keys.licenses_of_address("bulk249@contoso.example"), sub.id) is not None
 
 
 def test_reconciliation_completes_a_stale_reservation_and_gives_back_taken_seats(stack):
@@ -134,17 +139,17 @@ def test_reconciliation_completes_a_stale_reservation_and_gives_back_taken_seats
     addresses = [f"rec{i:03d}@contoso.example" for i in range(150)]
     storage = FailingStorage(stack.settings, fail_on=2)  # reserved, then the first batch fails
     with pytest.raises(ConnectionError):
-        seats.assign(context(stack, storage), sub.id, addresses, request_id="bulk-2")
+        seat_assignment.assign(context(stack, storage), sub.id, addresses, request_id="bulk-2")
     clean = stack.storage()
     assert subscription_store.load(clean, sub.id).assigned_count == 150 and _seat_count(clean, sub.id) == 0
     # The reserved seats are taken: 51 more do not fit in the 50 left.
-    with pytest.raises(seats.NoSeatsFree):
-        seats.assign(context(stack), sub.id, [f"extra{i}@contoso.example" for i in range(51)])
+    with pytest.raises(NoSeatsFree):
+        seat_assignment.assign(context(stack), sub.id, [f"extra{i}@contoso.example" for i in range(51)])
     # Meanwhile someone assigns one of the reserved, not yet written addresses themselves: the
     # completion must not count it twice.
-    seats.assign(context(stack), sub.id, ["rec149@contoso.example"])
+    seat_assignment.assign(context(stack), sub.id, ["rec149@contoso.example"])
     assert subscription_store.load(clean, sub.id).assigned_count == 151
-    done = seats.reconcile(clean, stack.settings, sub.id, stale_after=timedelta(0))
+    done = seat_reconciliation.reconcile(UnitOfWork(clean), stack.settings, sub.id, stale_after=timedelta(0))
     assert done["reservations"] == 1
     assert subscription_store.load(clean, sub.id).assigned_count == 150 == _seat_count(clean, sub.id)
-    assert seats.open_reservations(clean, sub.id) == []
+    assert _open_reservations(clean, sub.id) == []

@@ -3,6 +3,8 @@
 import logging
 import re
 
+from azure.storage.queue import QueueClient
+
 from services import bootstrap
 
 
@@ -11,8 +13,7 @@ def test_poison_queue_depth_is_logged_per_queue(stack, monkeypatch, caplog):
         monkeypatch.setenv(name, value)
     bootstrap.reset()
     try:
-        storage = bootstrap.storage()
-        storage.queue("outbound-email-poison").send_message(b'{"broken": true}')
+        bootstrap.storage().send("outbound-email-poison", b'{"broken": true}')
         from handlers.operations import poison_queue_depth
 
         with caplog.at_level(logging.INFO, logger="handlers.operations"):
@@ -21,6 +22,6 @@ def test_poison_queue_depth_is_logged_per_queue(stack, monkeypatch, caplog):
         depths = dict(re.match(r"poison_queue_depth queue=(\S+) depth=(\d+)", line).groups() for line in lines)
         assert set(depths) == {"stripe-events-poison", "outbound-email-poison"}
         assert int(depths["outbound-email-poison"]) >= 1
-        storage.queue("outbound-email-poison").clear_messages()
+        QueueClient.from_connection_string(stack.azurite.connection_string, "outbound-email-poison").clear_messages()
     finally:
         bootstrap.reset()

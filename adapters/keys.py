@@ -1,0 +1,76 @@
+"""Every PartitionKey / RowKey format, in one place (PRODUCT.md section 4).
+
+Subscription partition (table Subscriptions, partition = the Stripe subscription id):
+    `subscription`                      the subscription entity
+    `seat|<normalised address>`         one seat per assigned address
+    `reservation|<request id>`          an open bulk assignment
+    `audit|<inverted time>|<random>`    audit rows, newest first
+
+Lookup tables:
+    UserLicenses       `oid|<oid>` once bound, `email|<normalised address>` until then; row = subscription id
+    UserSubscriptions  `<tid>|<oid>`; row = subscription id (owner or delegate)
+    StripeIndex        `session` / `customer`; row = the Stripe id
+    StripeEvents       last two characters of the event id; row = the event id
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+SUBSCRIPTION_ROW = "subscription"
+
+SEAT_PREFIX = "seat|"
+RESERVATION_PREFIX = "reservation|"
+AUDIT_PREFIX = "audit|"
+
+# Ticks counted down from this bound sort newer audit rows first in the table's ascending order.
+_MAX_MICROS = 10**17
+
+
+def after_prefix(prefix: str) -> str:
+    """The first key after every key that starts with `prefix` (its last character raised by one)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def seat_row(address: str) -> str:
+    return SEAT_PREFIX + address
+
+
+def seat_address(row_key: str) -> str:
+    return row_key.removeprefix(SEAT_PREFIX)
+
+
+def reservation_row(request_id: str) -> str:
+    return RESERVATION_PREFIX + request_id
+
+
+def audit_row(at: datetime) -> str:
+    micros = int(at.timestamp() * 1_000_000)
+    return f"{AUDIT_PREFIX}{_MAX_MICROS - micros:017d}|{uuid.uuid4().hex[:12]}"
+
+
+# --- lookup tables -----------------------------------------------------------------------------------
+
+OID_PREFIX = "oid|"
+EMAIL_PREFIX = "email|"
+
+
+def licenses_of_oid(oid: str) -> str:
+    return OID_PREFIX + oid
+
+
+def licenses_of_address(address: str) -> str:
+    return EMAIL_PREFIX + address
+
+
+def person(tid: str, oid: str) -> str:
+    return f"{tid}|{oid}"
+
+
+CHECKOUT_SESSION = "session"
+CUSTOMER = "customer"
+
+
+def stripe_event(event_id: str) -> tuple[str, str]:
+    return event_id[-2:], event_id

@@ -1,0 +1,117 @@
+"""The lookup tables for the access paths other than "by subscription" (PRODUCT.md section 4).
+
+Written idempotently after the partition commit and repaired by reconciliation: user -> licenses
+(what the license check reads), user -> administered subscriptions, Stripe checkout session /
+customer -> subscription, and the ids of Stripe events already applied.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from adapters import keys
+from adapters.table_storage import (
+    STRIPE_EVENTS,
+    STRIPE_INDEX,
+    USER_LICENSES,
+    USER_SUBSCRIPTIONS,
+    Row,
+    TableStore,
+)
+from services.seat import LicenseLookup
+
+
+def _partition(lookup: LicenseLookup) -> str:
+    return keys.licenses_of_oid(lookup.bound_oid) if lookup.bound_oid else keys.licenses_of_address(lookup.email)
+
+
+def _lookup(row: Row) -> LicenseLookup:
+    partition = row["PartitionKey"]
+    return LicenseLookup(
+        subscription_id=row["RowKey"],
+        email=row.get("Email") or partition.removeprefix(keys.EMAIL_PREFIX),
+        tenant_id=row.get("TenantId") or "",
+        bound_oid=partition.removeprefix(keys.OID_PREFIX) if partition.startswith(keys.OID_PREFIX) else "",
+        over_quantity=bool(row.get("OverQuantity")),
+        last_seen_on=row.get("LastSeenOn") or "",
+    )
+
+
+class LookupRepository:
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
+
+    # --- user -> licenses --------------------------------------------------------------------------
+
+    def licenses_of_oid(self, oid: str) -> list[LicenseLookup]:
+        """Seats bound to this person (one query: the license check's steady state)."""
+        return [_lookup(r) for r in self.store.query(USER_LICENSES, partition_key=keys.licenses_of_oid(oid))]
+
+    def licenses_of_address(self, address: str) -> list[LicenseLookup]:
+        """Seats assigned to this (normalised) address and not bound yet."""
+        return [_lookup(r) for r in self.store.query(USER_LICENSES, partition_key=keys.licenses_of_address(address))]
+
+    def licenses_in(self, subscription_id: str) -> list[LicenseLookup]:
+        """Every lookup row naming a subscription (reconciliation: a cross-partition scan)."""
+        rows = self.store.query(USER_LICENSES, where="RowKey eq @rk", parameters={"rk": subscription_id})
+        return [_lookup(r) for r in rows]
+
+    def put_license(self, lookup: LicenseLookup) -> None:
+        entity = {
+            "PartitionKey": _partition(lookup),
+            "RowKey": lookup.subscription_id,
+            "Email": lookup.email,
+            "TenantId": lookup.tenant_id,
+            "OverQuantity": lookup.over_quantity,
+        }
+        if lookup.last_seen_on:
+            entity["LastSeenOn"] = lookup.last_seen_on
+        self.store.upsert(USER_LICENSES, entity)
+
+    def delete_license(self, lookup: LicenseLookup) -> None:
+        self.store.delete(USER_LICENSES, _partition(lookup), lookup.subscription_id)
+
+    def delete_licenses_of_seat(self, subscription_id: str, email: str, bound_oid: str) -> None:
+        """Both rows a seat may have: it may have been bound between a read and this delete."""
+        if bound_oid:
+            self.store.delete(USER_LICENSES, keys.licenses_of_oid(bound_oid), subscription_id)
+        self.store.delete(USER_LICENSES, keys.licenses_of_address(email), subscription_id)
+
+    def touch_license(self, oid: str, subscription_id: str, day: str) -> bool:
+        return self.store.merge(USER_LICENSES, {"PartitionKey": keys.licenses_of_oid(oid), "RowKey": subscription_id,
+                                                "LastSeenOn": day})
+
+    # --- user -> administered subscriptions ----------------------------------------------------------
+
+    def put_person_subscription(self, tid: str, oid: str, subscription_id: str, role: str) -> None:
+        self.store.upsert(USER_SUBSCRIPTIONS, {"PartitionKey": keys.person(tid, oid), "RowKey": subscription_id,
+                                               "Role": role})
+
+    def person_subscriptions(self, tid: str, oid: str) -> list[tuple[str, str]]:
+        """(subscription id, role) for every subscription the person owns or administers."""
+        rows = self.store.query(USER_SUBSCRIPTIONS, partition_key=keys.person(tid, oid))
+        return [(r["RowKey"], r.get("Role", "owner")) for r in rows]
+
+    # --- Stripe ids -> subscription ----------------------------------------------------------------
+
+    def index_checkout_session(self, session_id: str, subscription_id: str) -> None:
+        self.store.upsert(STRIPE_INDEX, {"PartitionKey": keys.CHECKOUT_SESSION, "RowKey": session_id,
+                                         "SubscriptionId": subscription_id})
+
+    def index_customer(self, customer_id: str, subscription_id: str) -> None:
+        self.store.upsert(STRIPE_INDEX, {"PartitionKey": keys.CUSTOMER, "RowKey": customer_id,
+                                         "SubscriptionId": subscription_id})
+
+    def subscription_of_checkout_session(self, session_id: str) -> str | None:
+        row = self.store.get(STRIPE_INDEX, keys.CHECKOUT_SESSION, session_id)
+        return str(row["SubscriptionId"]) if row is not None else None
+
+    # --- Stripe events applied -----------------------------------------------------------------------
+
+    def event_applied(self, event_id: str) -> bool:
+        return self.store.get(STRIPE_EVENTS, *keys.stripe_event(event_id)) is not None
+
+    def record_event(self, event_id: str, event_type: str, at: datetime) -> None:
+        partition, row = keys.stripe_event(event_id)
+        self.store.upsert(STRIPE_EVENTS, {"PartitionKey": partition, "RowKey": row, "Type": event_type,
+                                          "AppliedAt": at})

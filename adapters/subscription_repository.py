@@ -1,0 +1,309 @@
+"""The subscription's partition: the subscription entity, its seats, reservations and audit rows.
+
+Typed rows in, typed rows out; the entity layout (column names, key formats) is known only here and
+in `adapters/keys.py`. Every change of the partition is one `commit(PartitionWrites)`: an
+entity-group transaction guarded by the subscription entity's ETag (services/unit_of_work.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters import keys
+from adapters.table_storage import SUBSCRIPTIONS, Op, Row, TableStore
+from services.audit import Actor, AuditEntry
+from services.seat import Reservation, Seat
+from services.subscription import Subscription
+
+# Table Storage string properties hold 64 KiB (32K UTF-16 characters): reservations split their
+# address list over several properties of at most this many characters.
+_CHUNK_CHARS = 30_000
+_AUDIT_TEXT_CHARS = 30_000
+
+PartitionRow = Seat | Reservation | AuditEntry
+
+
+@dataclass
+class PartitionWrites:
+    """What one transaction writes: the subscription (under the ETag it was read with; created when
+    it has none) and rows to create, replace (under their ETag) or delete (under their ETag)."""
+
+    subscription: Subscription
+    create: list[PartitionRow] = field(default_factory=list)
+    update: list[Seat] = field(default_factory=list)
+    delete: list[Seat | Reservation] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return 1 + len(self.create) + len(self.update) + len(self.delete)
+
+
+class SubscriptionRepository:
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
+
+    # --- the subscription ------------------------------------------------------------------------
+
+    def load(self, subscription_id: str) -> Subscription | None:
+        row = self.store.get(SUBSCRIPTIONS, subscription_id, keys.SUBSCRIPTION_ROW)
+        return subscription_from_row(row) if row is not None else None
+
+    def all_ids(self) -> Iterator[str]:
+        rows = self.store.query(SUBSCRIPTIONS, where="RowKey eq @rk", parameters={"rk": keys.SUBSCRIPTION_ROW},
+                                select=["PartitionKey"])
+        for row in rows:
+            yield row["PartitionKey"]
+
+    def commit(self, writes: PartitionWrites) -> None:
+        """One entity-group transaction; ConcurrencyConflict (nothing written) if anything it read changed."""
+        subscription = writes.subscription
+        pk = subscription.id
+        first = (Op("update", subscription_entity(subscription), subscription.etag) if subscription.etag
+                 else Op("create", subscription_entity(subscription)))
+        operations = [first]
+        operations += [Op("create", _entity(pk, row)) for row in writes.create]
+        operations += [Op("update", seat_entity(pk, seat), _required_etag(seat)) for seat in writes.update]
+        operations += [Op("delete", _key_entity(pk, row), _required_etag(row)) for row in writes.delete]
+        self.store.transact(SUBSCRIPTIONS, operations)
+
+    # --- seats -----------------------------------------------------------------------------------
+
+    def seat(self, subscription_id: str, address: str) -> Seat | None:
+        row = self.store.get(SUBSCRIPTIONS, subscription_id, keys.seat_row(address))
+        return seat_from_row(row) if row is not None else None
+
+    def seats(self, subscription_id: str, prefix: str = "") -> Iterator[Seat]:
+        """Seats in address order; only addresses starting with `prefix` if given."""
+        low = keys.seat_row(prefix)
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=low,
+                                row_below=keys.after_prefix(low))
+        for row in rows:
+            yield seat_from_row(row)
+
+    def seat_page(self, subscription_id: str, *, prefix: str = "", bound: bool | None = None,
+                  over_quantity: bool | None = None, limit: int = 50,
+                  continuation: dict[str, Any] | None = None) -> tuple[list[Seat], dict[str, Any] | None]:
+        """One page of seats in address order, filtered by the stored flags; token for the next."""
+        clauses = []
+        if bound is not None:
+            clauses.append("BoundOid ne ''" if bound else "BoundOid eq ''")
+        if over_quantity is not None:
+            clauses.append(f"OverQuantity eq {'true' if over_quantity else 'false'}")
+        low = keys.seat_row(prefix)
+        rows, token = self.store.query_page(SUBSCRIPTIONS, partition_key=subscription_id, row_from=low,
+                                            row_below=keys.after_prefix(low), where=" and ".join(clauses),
+                                            limit=limit, continuation=continuation)
+        return [seat_from_row(r) for r in rows], token
+
+    def bind_seat(self, subscription_id: str, seat: Seat, tid: str, oid: str, at: datetime) -> Seat:
+        """Bind a seat to a person under the seat's ETag (ConcurrencyConflict if it changed or went)."""
+        patch = {
+            "PartitionKey": subscription_id,
+            "RowKey": keys.seat_row(seat.email),
+            "BoundTid": tid,
+            "BoundOid": oid,
+            "BoundAt": at,
+            "LastSeenOn": at.date().isoformat(),
+        }
+        self.store.merge(SUBSCRIPTIONS, patch, etag=_required_etag(seat))
+        return Seat(**{**asdict(seat), "bound_tid": tid, "bound_oid": oid, "bound_at": at,
+                       "last_seen_on": patch["LastSeenOn"], "etag": None})
+
+    def touch_seat(self, subscription_id: str, address: str, day: str) -> bool:
+        """Record the last-seen day; False if the seat is gone."""
+        return self.store.merge(SUBSCRIPTIONS, {"PartitionKey": subscription_id, "RowKey": keys.seat_row(address),
+                                                "LastSeenOn": day})
+
+    # --- reservations ----------------------------------------------------------------------------
+
+    def reservation(self, subscription_id: str, request_id: str) -> Reservation | None:
+        row = self.store.get(SUBSCRIPTIONS, subscription_id, keys.reservation_row(request_id))
+        return reservation_from_row(row) if row is not None else None
+
+    def reservations(self, subscription_id: str) -> list[Reservation]:
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.RESERVATION_PREFIX,
+                                row_below=keys.after_prefix(keys.RESERVATION_PREFIX))
+        return [reservation_from_row(r) for r in rows]
+
+    def create_rows(self, subscription_id: str, rows: list[PartitionRow]) -> None:
+        """Create rows without touching the subscription (a reservation's seats: the count was raised
+        when it was made). ConcurrencyConflict, nothing written, if any of them exists."""
+        self.store.transact(SUBSCRIPTIONS, [Op("create", _entity(subscription_id, row)) for row in rows])
+
+    # --- audit -----------------------------------------------------------------------------------
+
+    def audit_page(self, subscription_id: str, limit: int,
+                   continuation: dict[str, Any] | None) -> tuple[list[AuditEntry], dict[str, Any] | None]:
+        rows, token = self.store.query_page(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.AUDIT_PREFIX,
+                                            row_below=keys.after_prefix(keys.AUDIT_PREFIX), limit=limit,
+                                            continuation=continuation)
+        return [audit_from_row(r) for r in rows], token
+
+    def audit_entries(self, subscription_id: str) -> Iterator[AuditEntry]:
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.AUDIT_PREFIX,
+                                row_below=keys.after_prefix(keys.AUDIT_PREFIX))
+        for row in rows:
+            yield audit_from_row(row)
+
+
+def _required_etag(row: Seat | Reservation) -> str:
+    if not row.etag:
+        raise ValueError("a row read from storage (with its ETag) is needed to change or delete it")
+    return row.etag
+
+
+# --- entity layout ----------------------------------------------------------------------------------
+
+
+def _column(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def subscription_entity(subscription: Subscription) -> dict[str, Any]:
+    entity: dict[str, Any] = {"PartitionKey": subscription.id, "RowKey": keys.SUBSCRIPTION_ROW}
+    for name, value in asdict(subscription).items():
+        if name in ("id", "etag") or value is None:
+            continue
+        entity[_column(name)] = value
+    return entity
+
+
+def subscription_from_row(row: Row) -> Subscription:
+    values: dict[str, Any] = {"id": row["PartitionKey"], "etag": row.etag}
+    for f in fields(Subscription):
+        column = _column(f.name)
+        if column in row and f.name not in ("id", "etag"):
+            values[f.name] = row[column]
+    return Subscription(**values)
+
+
+def seat_entity(subscription_id: str, seat: Seat) -> dict[str, Any]:
+    entity = {
+        "PartitionKey": subscription_id,
+        "RowKey": keys.seat_row(seat.email),
+        "Email": seat.email,
+        "Sequence": seat.sequence,
+        "AssignedAt": seat.assigned_at or datetime.now(UTC),
+        "AssignedBy": seat.assigned_by,
+        "BoundTid": seat.bound_tid,
+        "BoundOid": seat.bound_oid,
+        "LastSeenOn": seat.last_seen_on,
+        "OverQuantity": seat.over_quantity,
+        "RequestId": seat.request_id,
+        "ReservationId": seat.reservation_id,
+    }
+    if seat.bound_at is not None:
+        entity["BoundAt"] = seat.bound_at
+    return entity
+
+
+def seat_from_row(row: Row) -> Seat:
+    at = row.get("AssignedAt")
+    return Seat(
+        email=row.get("Email") or keys.seat_address(row["RowKey"]),
+        sequence=int(row.get("Sequence") or 0),
+        assigned_at=at if isinstance(at, datetime) else None,
+        assigned_by=row.get("AssignedBy", ""),
+        bound_tid=row.get("BoundTid") or "",
+        bound_oid=row.get("BoundOid") or "",
+        bound_at=row.get("BoundAt"),
+        last_seen_on=row.get("LastSeenOn") or "",
+        over_quantity=bool(row.get("OverQuantity")),
+        request_id=row.get("RequestId") or "",
+        reservation_id=row.get("ReservationId") or "",
+        etag=row.etag,
+    )
+
+
+def reservation_entity(subscription_id: str, reservation: Reservation) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": subscription_id,
+        "RowKey": keys.reservation_row(reservation.request_id),
+        "RequestId": reservation.request_id,
+        "Count": len(reservation.addresses),
+        "SequenceStart": reservation.sequence_start,
+        "CreatedAt": reservation.created_at,
+        "ActorTid": reservation.actor.tid,
+        "ActorOid": reservation.actor.oid,
+        "ActorEmail": reservation.actor.email,
+        "ActorName": reservation.actor.name,
+    }
+    chunk: list[str] = []
+    size = 0
+    index = 0
+    for address in reservation.addresses:
+        if size + len(address) + 1 > _CHUNK_CHARS:
+            entity[f"Emails_{index:03d}"] = "\n".join(chunk)
+            index, chunk, size = index + 1, [], 0
+        chunk.append(address)
+        size += len(address) + 1
+    entity[f"Emails_{index:03d}"] = "\n".join(chunk)
+    return entity
+
+
+def reservation_from_row(row: Row) -> Reservation:
+    chunks = sorted(k for k in row if k.startswith("Emails_"))
+    return Reservation(
+        request_id=row["RequestId"],
+        addresses=tuple(a for k in chunks for a in row[k].split("\n") if a),
+        sequence_start=int(row["SequenceStart"]),
+        created_at=row.get("CreatedAt") or datetime.now(UTC),
+        actor=Actor(row.get("ActorTid", ""), row.get("ActorOid", ""), row.get("ActorEmail", ""),
+                    row.get("ActorName", "")),
+        etag=row.etag,
+    )
+
+
+def audit_entity(subscription_id: str, entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "PartitionKey": subscription_id,
+        "RowKey": keys.audit_row(entry.at),
+        "At": entry.at,
+        "ActorTid": entry.actor.tid,
+        "ActorOid": entry.actor.oid,
+        "ActorEmail": entry.actor.email,
+        "ActorName": entry.actor.name,
+        "Action": entry.action,
+        "Target": entry.target,
+        "Before": _audit_json(entry.before),
+        "After": _audit_json(entry.after),
+    }
+
+
+def _audit_json(value: Any) -> str:
+    if value is None:
+        return ""
+    text = json.dumps(value, default=str)
+    if len(text) > _AUDIT_TEXT_CHARS:
+        # Within Azure's 64 KiB per property: a bulk change names its first addresses and the count.
+        text = json.dumps({"truncated": True, "characters": len(text), "start": text[:_AUDIT_TEXT_CHARS - 200]})
+    return text
+
+
+def audit_from_row(row: Row) -> AuditEntry:
+    at = row.get("At")
+    return AuditEntry(
+        actor=Actor(row.get("ActorTid", ""), row.get("ActorOid", ""), row.get("ActorEmail", ""),
+                    row.get("ActorName", "")),
+        action=row.get("Action", ""),
+        target=row.get("Target", ""),
+        before=json.loads(row["Before"]) if row.get("Before") else None,
+        after=json.loads(row["After"]) if row.get("After") else None,
+        at=at if isinstance(at, datetime) else datetime.now(UTC),
+    )
+
+
+def _entity(subscription_id: str, row: PartitionRow) -> dict[str, Any]:
+    if isinstance(row, Seat):
+        return seat_entity(subscription_id, row)
+    if isinstance(row, Reservation):
+        return reservation_entity(subscription_id, row)
+    return audit_entity(subscription_id, row)
+
+
+def _key_entity(subscription_id: str, row: Seat | Reservation) -> dict[str, Any]:
+    row_key = keys.seat_row(row.email) if isinstance(row, Seat) else keys.reservation_row(row.request_id)
+    return {"PartitionKey": subscription_id, "RowKey": row_key}

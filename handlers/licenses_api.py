@@ -1,0 +1,164 @@
+"""Licenses (seats) through the JSON API (PRODUCT.md capability 3): list, assign, revoke, reassign,
+export.
+
+Thin: the gate (`handlers/gate.py`) authenticates the bearer token and hands over the subscription
+the caller may use; the view parses the request, calls the seat services and answers. The OpenAPI
+description is in `handlers/licenses_openapi.py`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import azure.functions as func
+
+from handlers import gate, licenses_openapi  # noqa: F401 - licenses_openapi describes these routes
+from handlers.paging import limit
+from handlers.responses import csv_response, error, json_response
+from handlers.seat_changes import InvalidRequestId, api_request_id, context
+from services import access, bootstrap, seat_assignment, seat_listing, seat_revocation
+from services.seat_change import AlreadyAssigned, NoSeatsFree, NotAssigned
+from services.unit_of_work import Refused
+from services.address_list import AddressList, AddressListError, parse_addresses, parse_csv
+from services.seat import STATUSES
+from services.subscription import Subscription
+from services.web_session import Person
+
+bp = func.Blueprint()
+
+
+def _seat_errors(view: gate.ApiView) -> gate.ApiView:
+    """Answer the seat rules' refusals and unusable bodies in the API's error shape."""
+
+    @functools.wraps(view)
+    def answered(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+        try:
+            return view(req, person, subscription)
+        except Refused as exc:
+            return _seat_error_json(exc, subscription.id)
+        except InvalidRequestId as exc:
+            return error(400, "invalid_request_id", str(exc), field=exc.field)
+        except AddressListError as exc:
+            status = 415 if exc.code == "unsupported_media_type" else 400
+            return error(status, exc.code, str(exc))
+
+    return answered
+
+
+def _seat_error_json(exc: Refused, subscription_id: str) -> func.HttpResponse:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, NoSeatsFree):
+        extra = {"needed": exc.needed, "free": exc.free,
+                 "subscription_url": f"{bootstrap.settings().public_base_url}/api/subscriptions/{subscription_id}"}
+    elif isinstance(exc, (NotAssigned, AlreadyAssigned)):
+        extra = {"email": exc.email}
+    return error(exc.status, exc.code, str(exc), **extra)
+
+
+def _addresses_from_body(req: func.HttpRequest) -> tuple[AddressList, str | None]:
+    """(addresses, request id) from a JSON body or a CSV/text body; AddressListError when the body is
+    unusable, InvalidRequestId when the request id is (checked first, on every branch)."""
+    content_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    body = req.get_body()
+    if content_type in ("text/csv", "application/csv", "text/plain"):
+        request_id = api_request_id(req)
+        parsed = parse_csv(body) if content_type != "text/plain" else parse_addresses(body.decode("utf-8", "replace"))
+        return parsed, request_id
+    if content_type not in ("application/json", ""):
+        raise AddressListError("unsupported_media_type", "send application/json ({\"emails\": [...]}) or text/csv")
+    try:
+        payload = json.loads(body or b"null")
+    except ValueError:
+        raise AddressListError("invalid_json", "the body is not valid JSON") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("emails"), (list, str)):
+        raise AddressListError("invalid_body", 'send {"emails": ["a@example.com", ...], "request_id": "..."}')
+    request_id = api_request_id(req, payload.get("request_id"))
+    return parse_addresses(payload["emails"]), request_id
+
+
+def _assignment_json(outcome: seat_assignment.Assignment) -> dict[str, Any]:
+    sub = outcome.subscription
+    return {
+        "request_id": outcome.request_id,
+        "results": [{"email": a, "result": r} for a, r in outcome.results.items()],
+        "assigned": outcome.assigned,
+        "already_assigned": outcome.already_assigned,
+        "duplicates": outcome.duplicates,
+        "assigned_count": sub.assigned_count if sub else None,
+        "quantity": sub.quantity if sub else None,
+        "free": max(sub.quantity - sub.assigned_count, 0) if sub else None,
+    }
+
+
+@bp.route(route="v1/subscriptions/{subscription_id}/licenses", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@gate.api(access.SUBSCRIPTION_VIEW)
+@_seat_errors
+def api_list_licenses(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    page = seat_listing.list_seats(
+        bootstrap.storage(), subscription, bootstrap.settings().grace_days,
+        status=req.params.get("status") or None, search=req.params.get("q", ""),
+        continuation=req.params.get("continuation") or None, limit=limit(req.params.get("limit")),
+    )
+    return json_response({
+        "seats": [s.as_json() for s in page.seats],
+        "continuation": page.continuation,
+        "assigned_count": subscription.assigned_count,
+        "quantity": subscription.quantity,
+    })
+
+
+@bp.route(route="v1/subscriptions/{subscription_id}/licenses", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@gate.api(access.LICENSES_ASSIGN)
+@_seat_errors
+def api_assign_licenses(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    addresses, request_id = _addresses_from_body(req)
+    if addresses.invalid:
+        return error(400, "invalid_addresses", f"{len(addresses.invalid)} malformed address(es); nothing was assigned",
+                     invalid=addresses.invalid[:1000])
+    outcome = seat_assignment.assign(context(person), subscription.id, addresses.valid, request_id, addresses.duplicates)
+    return json_response(_assignment_json(outcome))
+
+
+@bp.route(route="v1/subscriptions/{subscription_id}/licenses/{email}", methods=["DELETE"],
+          auth_level=func.AuthLevel.ANONYMOUS)
+@gate.api(access.LICENSES_ASSIGN)
+@_seat_errors
+def api_revoke_license(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    email = req.route_params["email"]
+    after = seat_revocation.revoke(context(person), subscription.id, email)
+    return json_response(
+        {"revoked": email.strip().lower(), "assigned_count": after.assigned_count, "quantity": after.quantity}
+    )
+
+
+@bp.route(route="v1/subscriptions/{subscription_id}/licenses/{email}/reassign", methods=["POST"],
+          auth_level=func.AuthLevel.ANONYMOUS)
+@gate.api(access.LICENSES_ASSIGN)
+@_seat_errors
+def api_reassign_license(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    try:
+        payload = json.loads(req.get_body() or b"null")
+    except ValueError:
+        return error(400, "invalid_json", "the body is not valid JSON")
+    if not isinstance(payload, dict) or not isinstance(payload.get("to"), str):
+        return error(400, "invalid_body", 'send {"to": "new.user@example.com"}')
+    request_id = api_request_id(req, payload.get("request_id"))
+    target = parse_addresses([payload["to"]])
+    if target.invalid or len(target.valid) != 1:
+        return error(400, "invalid_addresses", "the new address is malformed", invalid=target.invalid)
+    from_email = req.route_params["email"].strip().lower()
+    after = seat_revocation.reassign(context(person), subscription.id, from_email, target.valid[0], request_id)
+    return json_response({"from": from_email, "to": target.valid[0], "assigned_count": after.assigned_count})
+
+
+@bp.route(route="v1/subscriptions/{subscription_id}/licenses.csv", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@gate.api(access.SUBSCRIPTION_VIEW)
+@_seat_errors
+def api_export_licenses(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    status = req.params.get("status") or None
+    if status and status not in STATUSES:
+        return error(400, "invalid_request", f"status must be one of {', '.join(STATUSES)}")
+    text = seat_listing.export_csv(bootstrap.storage(), subscription, bootstrap.settings().grace_days, status)
+    return csv_response(text, f"licenses-{subscription.id}.csv")

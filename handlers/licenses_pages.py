@@ -1,0 +1,162 @@
+"""Licenses (seats) on the dashboard (PRODUCT.md capability 3): the list, the assign, revoke and
+reassign forms, the CSV export.
+
+Thin: the gate (`handlers/gate.py`) checks the session, the subscription, the route's permission
+and the form's CSRF token; the view parses the form, calls the seat services and renders or redirects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import azure.functions as func
+
+from handlers import gate
+from handlers.paging import PAGE_SIZE
+from handlers.responses import csv_response
+from handlers.seat_changes import InvalidRequestId, context, request_id
+from handlers.web import WebRequest
+from services import access, bootstrap, seat_assignment, seat_listing, seat_revocation
+from services.seat_change import AlreadyAssigned, NoSeatsFree, NotAssigned
+from services.unit_of_work import Refused
+from services.address_list import MAX_ADDRESSES, AddressList, AddressListError, parse_addresses, parse_csv
+from services.i18n import translator
+from services.seat import STATUSES
+from services.subscription import Subscription
+from services.web_session import Person
+
+bp = func.Blueprint()
+
+
+def _licenses_url(subscription_id: str) -> str:
+    return f"/api/subscriptions/{subscription_id}/licenses"
+
+
+def _render_licenses(
+    web: WebRequest, subscription: Subscription, status_code: int = 200, **extra: Any
+) -> func.HttpResponse:
+    status = web.req.params.get("status") or ""
+    search = web.req.params.get("q", "")
+    continuation = web.req.params.get("continuation") or None
+    if status not in STATUSES:
+        status = ""
+    try:
+        page = seat_listing.list_seats(bootstrap.storage(), subscription, web.settings.grace_days, status=status or None,
+                                search=search, continuation=continuation, limit=PAGE_SIZE)
+    except ValueError:
+        page = seat_listing.list_seats(bootstrap.storage(), subscription, web.settings.grace_days, status=status or None,
+                                search=search, limit=PAGE_SIZE)
+    return web.render(
+        "licenses.html",
+        status=status_code,
+        subscription=subscription,
+        seats=page.seats,
+        continuation=page.continuation,
+        paged=bool(continuation),
+        filter_status=status,
+        search=search,
+        statuses=STATUSES,
+        free=max(subscription.quantity - subscription.assigned_count, 0),
+        can_assign=access.can(subscription, web.person, access.LICENSES_ASSIGN),
+        request_id=uuid.uuid4().hex,
+        max_addresses=MAX_ADDRESSES,
+        **extra,
+    )
+
+
+@bp.route(route="subscriptions/{subscription_id}/licenses", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@gate.page(access.SUBSCRIPTION_VIEW, not_found="licenses.not_found")
+def licenses_page(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    return _render_licenses(web, subscription)
+
+
+@bp.route(route="subscriptions/{subscription_id}/licenses", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@gate.page(access.LICENSES_ASSIGN, form=True, not_found="licenses.not_found")
+def assign_form(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    t = translator(web.language)
+    form = web.form()
+    pasted = form.get("emails", "")
+    try:
+        assignment_id = request_id(form.get("request_id"), "request_id")
+    except InvalidRequestId:
+        return _render_licenses(web, subscription, 400, form_error=t("licenses.error.invalid_request_id"),
+                                pasted=pasted)
+    upload = web.files().get("file")
+    try:
+        if upload and (upload[0] or upload[1]):
+            addresses = parse_csv(upload[1])
+        else:
+            addresses = parse_addresses(pasted)
+    except AddressListError as exc:
+        return _render_licenses(web, subscription, 400, form_error=t(f"licenses.error.{exc.code}"), pasted=pasted)
+    if addresses.invalid:
+        return _render_licenses(web, subscription, 400, form_error=t("licenses.error.invalid_addresses"),
+                                invalid=addresses.invalid[:200], pasted=pasted)
+    try:
+        outcome = seat_assignment.assign(context(person), subscription.id, addresses.valid, assignment_id, addresses.duplicates)
+    except NoSeatsFree as exc:
+        return _render_licenses(web, subscription, 409, form_error=t("licenses.error.no_seats_free",
+                                needed=exc.needed, free=exc.free), pasted=pasted)
+    except Refused as exc:
+        return _render_licenses(web, subscription, exc.status, form_error=str(exc), pasted=pasted)
+    if outcome.assigned:
+        web.flash("success", t("licenses.flash.assigned", count=len(outcome.assigned)))
+    if outcome.already_assigned:
+        web.flash("info", t("licenses.flash.already", emails=", ".join(outcome.already_assigned[:50])))
+    if outcome.duplicates:
+        web.flash("info", t("licenses.flash.duplicates", emails=", ".join(outcome.duplicates[:50])))
+    return web.redirect(_licenses_url(subscription.id))
+
+
+@bp.route(route="subscriptions/{subscription_id}/licenses/revoke", methods=["POST"],
+          auth_level=func.AuthLevel.ANONYMOUS)
+@gate.page(access.LICENSES_ASSIGN, form=True, not_found="licenses.not_found")
+def revoke_form(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    t = translator(web.language)
+    email = web.form().get("email", "").strip().lower()
+    try:
+        seat_revocation.revoke(context(person), subscription.id, email)
+        web.flash("success", t("licenses.flash.revoked", email=email))
+    except NotAssigned:
+        web.flash("error", t("licenses.error.not_assigned", email=email))
+    return web.redirect(_licenses_url(subscription.id))
+
+
+@bp.route(route="subscriptions/{subscription_id}/licenses/reassign", methods=["POST"],
+          auth_level=func.AuthLevel.ANONYMOUS)
+@gate.page(access.LICENSES_ASSIGN, form=True, not_found="licenses.not_found")
+def reassign_form(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    t = translator(web.language)
+    form = web.form()
+    email = form.get("email", "").strip().lower()
+    try:
+        reassignment_id = request_id(form.get("request_id"), "request_id")
+    except InvalidRequestId:
+        web.flash("error", t("licenses.error.invalid_request_id"))
+        return web.redirect(_licenses_url(subscription.id))
+    try:
+        target = parse_addresses([form.get("to", "")])
+    except AddressListError:
+        target = AddressList()
+    if target.invalid or len(target.valid) != 1:
+        web.flash("error", t("licenses.error.invalid_target", email=form.get("to", "")))
+        return web.redirect(_licenses_url(subscription.id))
+    try:
+        seat_revocation.reassign(context(person), subscription.id, email, target.valid[0], reassignment_id)
+        web.flash("success", t("licenses.flash.reassigned", email=email, to=target.valid[0]))
+    except NotAssigned:
+        web.flash("error", t("licenses.error.not_assigned", email=email))
+    except AlreadyAssigned:
+        web.flash("error", t("licenses.error.already_assigned", email=target.valid[0]))
+    return web.redirect(_licenses_url(subscription.id))
+
+
+@bp.route(route="subscriptions/{subscription_id}/licenses/export.csv", methods=["GET"],
+          auth_level=func.AuthLevel.ANONYMOUS)
+@gate.page(access.SUBSCRIPTION_VIEW, not_found="licenses.not_found")
+def licenses_export(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    status = web.req.params.get("status") or None
+    status = status if status in STATUSES else None
+    text = seat_listing.export_csv(bootstrap.storage(), subscription, web.settings.grace_days, status)
+    return csv_response(text, f"licenses-{subscription.id}.csv")

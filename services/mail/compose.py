@@ -1,0 +1,71 @@
+"""The mails the rules send, composed in one place: ids that make them idempotent, and their language.
+
+A mail's id is its idempotency key (services/mail/delivery.py sends an id once), so each id here
+says what makes the mail happen once: the same seat welcomed once, one mail per failed invoice event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from services.links import setup_url, subscription_url
+from services.mail.message import Language, MailMessage
+from services.seat import Seat
+from services.settings import Settings
+from services.subscription import Subscription
+
+
+def _language(subscription: Subscription) -> Language:
+    return "de" if subscription.language == "de" else "en"
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def welcome(settings: Settings, subscription: Subscription, seat: Seat) -> MailMessage:
+    # The same seat (address + sequence) is welcomed once, a revoked and re-assigned address again.
+    return MailMessage(
+        id="welcome-" + _digest(f"{subscription.id}|{seat.email}|{seat.sequence}"),
+        template="welcome",
+        to=seat.email,
+        language=_language(subscription),
+        params={"organisation": subscription.owner_name or subscription.owner_email,
+                "base_url": settings.public_base_url},
+    )
+
+
+def over_quantity(settings: Settings, subscription: Subscription, over: int, assigned: int) -> MailMessage:
+    # Once per quantity change that left seats over the quantity.
+    return MailMessage(
+        id="over-quantity-" + _digest(f"{subscription.id}|{subscription.quantity}|{assigned}|{subscription.etag}"),
+        template="over_quantity",
+        to=subscription.owner_email,
+        language=_language(subscription),
+        params={"over": over, "quantity": subscription.quantity, "assigned": assigned,
+                "subscription_url": subscription_url(settings, subscription.id)},
+    )
+
+
+def to_owner(settings: Settings, subscription: Subscription, template: str, mail_id: str,
+             **params: Any) -> MailMessage:
+    """Billing news for the owner (payment failed, trial ending)."""
+    return MailMessage.model_validate({
+        "id": mail_id,
+        "template": template,
+        "to": subscription.owner_email,
+        "language": _language(subscription),
+        "params": {"quantity": subscription.quantity,
+                   "subscription_url": subscription_url(settings, subscription.id), **params},
+    })
+
+
+def subscription_ready(settings: Settings, subscription: Subscription) -> MailMessage:
+    return MailMessage(
+        id=f"ready-{subscription.id}",
+        template="subscription_ready",
+        to=subscription.owner_email,
+        language=_language(subscription),
+        params={"quantity": subscription.quantity, "setup_url": setup_url(settings, subscription.id)},
+    )

@@ -1,0 +1,134 @@
+"""One way to change a subscription's partition (PRODUCT.md section 4).
+
+`UnitOfWork.change(subscription_id, decide)`:
+
+1. loads the subscription (and `decide` reads whatever other rows of the partition it needs through
+   `uow.subscriptions`);
+2. lets `decide` work out the whole change as a `Plan`: the rows to write, what to do after the
+   commit, and the result. `decide` writes nothing; a domain error it raises means nothing is
+   written at all;
+3. commits the plan's writes in one entity-group transaction guarded by the subscription entity's
+   ETag, so concurrent writers (two admins, two hosts) cannot both succeed on the same state;
+4. on a conflict, starts again from fresh state (one retry policy for every change);
+5. after the commit, runs the idempotent follow-up work (lookup rows, mails) from one place.
+
+Storage comes in as a `TableStore`: the Azure adapter in production and integration tests, the
+in-memory one in unit tests (services/bootstrap.py wires them).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Generic, TypeVar
+
+from adapters.lookup_repository import LookupRepository
+from adapters.subscription_repository import PartitionWrites, SubscriptionRepository
+from adapters.table_storage import ConcurrencyConflict, TableStore
+from services.mail import MailMessage, enqueue
+from services.seat import LicenseLookup
+from services.subscription import Subscription
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Attempts of one change before giving up (each re-reads fresh state), and the most a retry waits.
+MAX_ATTEMPTS = 30
+_MAX_BACKOFF_SECONDS = 0.05
+# Below this many follow-up items they run one after the other; above, in parallel.
+_SEQUENTIAL_UP_TO = 4
+
+
+class Refused(Exception):
+    """A change the rules refuse; nothing was written. `status` is the HTTP answer, `code` the API's."""
+
+    code = "refused"
+    status = 400
+
+
+class SubscriptionNotFound(Refused):
+    code, status = "subscription_not_found", 404
+
+
+@dataclass(frozen=True)
+class SeatLookupsGone:
+    """Both lookup rows a seat may have (by oid and by address) are deleted after the commit."""
+
+    subscription_id: str
+    email: str
+    bound_oid: str
+
+
+@dataclass
+class AfterCommit:
+    """Follow-up work outside the partition, idempotent, run once the transaction has committed."""
+
+    put_licenses: list[LicenseLookup] = field(default_factory=list)
+    delete_licenses: list[SeatLookupsGone] = field(default_factory=list)
+    mails: list[MailMessage] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.put_licenses or self.delete_licenses or self.mails)
+
+
+@dataclass
+class Plan(Generic[T]):
+    """What `decide` wants: `writes` None means there is nothing to write (the after-commit work
+    still runs: a retried request redoes its idempotent follow-up)."""
+
+    result: T
+    writes: PartitionWrites | None = None
+    after: AfterCommit = field(default_factory=AfterCommit)
+
+
+class UnitOfWork:
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
+        self.subscriptions = SubscriptionRepository(store)
+        self.lookups = LookupRepository(store)
+
+    def load(self, subscription_id: str) -> Subscription:
+        subscription = self.subscriptions.load(subscription_id)
+        if subscription is None:
+            raise SubscriptionNotFound(f"no subscription {subscription_id}")
+        return subscription
+
+    def change(self, subscription_id: str, decide: Callable[[Subscription], Plan[T]],
+               attempts: int = MAX_ATTEMPTS) -> T:
+        for attempt in range(attempts):
+            plan = decide(self.load(subscription_id))
+            if plan.writes is not None:
+                try:
+                    self.subscriptions.commit(plan.writes)
+                except ConcurrencyConflict:
+                    log.info("change of %s lost a race (attempt %d); retrying on fresh state", subscription_id,
+                             attempt + 1)
+                    # A little jitter so that writers that collided do not collide again in lockstep.
+                    time.sleep(random.uniform(0, min(_MAX_BACKOFF_SECONDS, 0.002 * (attempt + 1))))
+                    continue
+            self.run_after_commit(plan.after)
+            return plan.result
+        raise ConcurrencyConflict(f"subscription {subscription_id} kept changing; gave up after {attempts} attempts")
+
+    def run_after_commit(self, after: AfterCommit) -> None:
+        """Lookup rows, then mails; every item is idempotent, so a retry may simply run them again."""
+        work: list[Callable[[], None]] = []
+        work += [partial(self.lookups.delete_licenses_of_seat, gone.subscription_id, gone.email, gone.bound_oid)
+                 for gone in after.delete_licenses]
+        work += [partial(self.lookups.put_license, lookup) for lookup in after.put_licenses]
+        work += [partial(enqueue, self.store, mail) for mail in after.mails]
+        if len(work) <= _SEQUENTIAL_UP_TO:
+            for item in work:
+                item()
+            return
+        # Independent rows in other partitions and queue messages: in parallel, errors still raised.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for _ in pool.map(lambda item: item(), work):
+                pass
+

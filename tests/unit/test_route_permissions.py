@@ -1,0 +1,87 @@
+"""Every route that touches a subscription passes the gate and declares the permission it needs.
+
+The real app's functions are enumerated (`function_app.app.get_functions()`), in a child process
+like the cold-start test: importing the app installs process-wide logging, and the Functions
+library lets `get_functions()` run only once per app.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services import access
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_PROBE = r"""
+import json, function_app
+rows = []
+for fn in function_app.app.get_functions():
+    trigger = fn.get_trigger()
+    if not fn.is_http_function():
+        continue
+    user_function = fn.get_user_function()
+    rows.append({
+        "name": fn.get_function_name(),
+        "route": trigger.route,
+        "methods": sorted(str(getattr(m, "value", m)) for m in (trigger.methods or [])),
+        "permission": getattr(user_function, "required_permission", None),
+        "gate": getattr(user_function, "gate", None),
+        "csrf": getattr(user_function, "checks_csrf", None),
+    })
+print(json.dumps(rows))
+"""
+
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@pytest.fixture(scope="module")
+def http_functions() -> list[dict]:
+    out = subprocess.run([sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def _subscription_routes(functions: list[dict]) -> list[dict]:
+    return [f for f in functions if f["route"].strip("/").startswith(("subscriptions/", "v1/subscriptions/"))]
+
+
+def test_the_enumeration_sees_the_subscription_routes(http_functions):
+    # Guards this file against passing on an empty list (a renamed attribute, a changed library).
+    names = {f["name"] for f in _subscription_routes(http_functions)}
+    assert {"subscription_page", "licenses_page", "assign_form", "api_list_licenses", "api_assign_licenses",
+            "api_audit", "audit_page"} <= names
+
+
+def test_every_subscription_route_declares_a_permission_through_the_gate(http_functions):
+    undeclared = [f"{f['name']} ({'/'.join(f['methods'])} {f['route']})"
+                  for f in _subscription_routes(http_functions) if f["permission"] not in access.PERMISSIONS]
+    assert undeclared == [], "subscription routes without a permission; put @gate.api/@gate.page on them"
+
+
+def test_no_route_takes_a_subscription_id_outside_the_gated_prefixes(http_functions):
+    # A route like "reports/{subscription_id}" would escape the check above.
+    stray = [f["name"] for f in http_functions if "{subscription_id}" in f["route"]
+             and f not in _subscription_routes(http_functions)]
+    assert stray == []
+
+
+def test_api_routes_use_the_bearer_gate_and_pages_the_session_gate(http_functions):
+    wrong = []
+    for f in _subscription_routes(http_functions):
+        expected = "api" if f["route"].strip("/").startswith("v1/") else "page"
+        if f["gate"] != expected:
+            wrong.append((f["name"], f["gate"], expected))
+    assert wrong == []
+
+
+def test_state_changing_routes_need_more_than_viewing_and_forms_check_csrf(http_functions):
+    for f in _subscription_routes(http_functions):
+        if STATE_CHANGING & set(f["methods"]):
+            assert f["permission"] != access.SUBSCRIPTION_VIEW, f["name"]
+            if f["gate"] == "page":
+                assert f["csrf"] is True, f"{f['name']}: a state-changing form must check the CSRF token"
