@@ -37,7 +37,7 @@ def _billing() -> Billing:
 @bp.route(route="stripe/webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @when_configured
 def stripe_webhook(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    from services.stripe_gateway import InvalidWebhook
+    from adapters.stripe_gateway import InvalidWebhook
 
     try:
         # The signature covers the raw body: verify the bytes exactly as received.

@@ -14,7 +14,7 @@ bp = func.Blueprint()
 def send_email(msg: func.QueueMessage, context: func.Context) -> None:
     # Rendering (Jinja2) and the ACS client load here, not at cold start.
     from services.mail.delivery import deliver
-    from services.mail.senders import sender_for
+    from adapters.mail_senders import sender_for
 
     settings = bootstrap.settings()
     with observability.correlation(context):

@@ -39,7 +39,7 @@ def _price_context(web: WebRequest, quantity: int, kind: str):
 
 
 def _form_page(web: WebRequest, quantity: int, kind: str, error: str | None = None, status: int = 200) -> func.HttpResponse:
-    from services.stripe_gateway import StripeNotFound, StripeUnavailable
+    from adapters.stripe_gateway import StripeNotFound, StripeUnavailable
 
     t = translator(web.language)
     try:
@@ -83,7 +83,7 @@ def purchase_page(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
     from services.purchase import InvalidPurchase, parse_kind, parse_quantity, start_checkout
-    from services.stripe_gateway import StripeNotFound, StripeUnavailable
+    from adapters.stripe_gateway import StripeNotFound, StripeUnavailable
 
     web = WebRequest.of(req)
     try:
@@ -114,7 +114,7 @@ def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def purchase_complete(req: func.HttpRequest) -> func.HttpResponse:
     from services.fulfilment import Outcome, fulfil
-    from services.stripe_gateway import StripeUnavailable
+    from adapters.stripe_gateway import StripeUnavailable
 
     web = WebRequest.of(req)
     t = translator(web.language)

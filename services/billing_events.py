@@ -22,7 +22,7 @@ from services.fulfilment import fulfil
 from services.mail import compose, enqueue
 from services.over_quantity import apply_quantity
 from services.settings import Settings
-from services.stripe_gateway import StripeGateway, StripeNotFound, as_dict
+from adapters.stripe_gateway import StripeGateway, StripeNotFound, as_dict
 from services.subscription import StripeSubscriptionState, Subscription
 from services.unit_of_work import UnitOfWork
 

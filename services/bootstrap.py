@@ -16,7 +16,7 @@ from services.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from adapters.table_storage import TableStore
-    from services.stripe_gateway import StripeGateway
+    from adapters.stripe_gateway import StripeGateway
 
 _lock = threading.Lock()
 _override: TableStore | None = None
@@ -58,7 +58,7 @@ def unit_of_work() -> UnitOfWork:
 @lru_cache(maxsize=1)
 def stripe() -> StripeGateway:
     """The Stripe adapter (the SDK itself loads on first call, not here)."""
-    from services.stripe_gateway import StripeGateway
+    from adapters.stripe_gateway import StripeGateway
 
     return StripeGateway(get_settings())
 

@@ -20,7 +20,7 @@ from adapters.table_storage import TableStore
 from services import subscription_store
 from services.audit import Actor, AuditEntry
 from services.seat import Seat
-from services.stripe_gateway import StripeGateway, StripeNotFound, as_dict
+from adapters.stripe_gateway import StripeGateway, StripeNotFound, as_dict
 from services.subscription import StripeSubscriptionState, Subscription
 
 log = logging.getLogger(__name__)

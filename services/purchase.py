@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 from services.fulfilment import buyer_reference
 from services.settings import Settings
-from services.stripe_gateway import SeatPrice, StripeGateway, StripeUnavailable
+from adapters.stripe_gateway import SeatPrice, StripeGateway, StripeUnavailable
 from services.web_session import Person
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from services.stripe_gateway import as_dict
+from adapters.stripe_gateway import as_dict
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import uuid
 
 from services.fulfilment import fulfil
 from services.purchase import start_checkout
-from services.stripe_gateway import StripeGateway
+from adapters.stripe_gateway import StripeGateway
 from services.subscription import Subscription
 from services.web_session import Person
 

@@ -16,7 +16,7 @@ from adapters import keys
 from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, STRIPE_EVENTS
 from services import subscription_store
 from services.billing_events import Billing, apply, invoice_subscription_id, reconcile
-from services.stripe_gateway import StripeGateway
+from adapters.stripe_gateway import StripeGateway
 from services.subscription import LicenseState, StripeSubscriptionState
 from tests.builders import checkout, pay, person, purchased_subscription
 from tests.conftest import STRIPE_KEY, WEBHOOK_SECRET, wait_for

@@ -4,7 +4,7 @@ import concurrent.futures
 
 from services import subscription_store
 from services.fulfilment import Outcome, fulfil
-from services.stripe_gateway import StripeGateway
+from adapters.stripe_gateway import StripeGateway
 from services.subscription import LicenseState
 from tests.builders import checkout, pay, person, purchased_subscription
 from tests.conftest import wait_for

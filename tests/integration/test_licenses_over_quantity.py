@@ -6,7 +6,7 @@ from services import seat_assignment, seat_listing, seat_revocation, subscriptio
 from services.billing_events import Billing, refresh
 from adapters import keys
 from adapters.table_storage import SUBSCRIPTIONS, USER_LICENSES
-from services.stripe_gateway import StripeGateway
+from adapters.stripe_gateway import StripeGateway
 from tests.builders import person, purchased_subscription
 from tests.conftest import wait_for
 from tests.licenses_support import context

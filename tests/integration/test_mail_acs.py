@@ -7,7 +7,7 @@ import pytest
 
 from services.mail import MailMessage
 from services.mail.delivery import deliver
-from services.mail.senders import AcsMailSender, sender_for
+from adapters.mail_senders import AcsMailSender, sender_for
 from services.settings import load_settings
 from standins.acs_email import AcsEmailEndpoint
 from standins.identity_provider.cert import ensure_certificate, write_ca_bundle
