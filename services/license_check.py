@@ -24,20 +24,20 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from adapters.lookup_repository import LookupRepository
 from adapters.subscription_repository import SubscriptionRepository
 from adapters.table_storage import ConcurrencyConflict, TableStore
 from services.identity import Principal
-from services.seat import LicenseLookup, Seat, same_tenant
+from services.seat import LicenseLookup, Seat, same_tenant, status_of
 from services.subscription import LicenseState, Subscription
 from services.subscription_cache import SubscriptionCache
 
 log = logging.getLogger(__name__)
 
 
-class Code(str, Enum):
+class Code(StrEnum):
     """What the add-in is told. `valid` is separate: it keeps working in grace."""
 
     VALID = "VALID"
@@ -66,17 +66,6 @@ RANK = (
 )
 _RANK_OF = {code: index for index, code in enumerate(RANK)}
 
-# Seat status per code, as the license list shows it (PRODUCT.md capability 3).
-_SEAT_STATUS = {
-    Code.VALID: "active",
-    Code.PAST_DUE_GRACE: "active",
-    Code.PENDING_PAYMENT: "active",
-    Code.OVER_QUANTITY: "over_quantity",
-    Code.SUSPENDED: "suspended",
-    Code.EXPIRED: "expired",
-}
-
-
 @dataclass(frozen=True)
 class Decision:
     code: Code
@@ -84,14 +73,12 @@ class Decision:
     email: str | None = None
     expires_at: datetime | None = None
     lease_not_after: datetime | None = None
+    # The seat's status as the license list shows it (services/seat.py: one rule for both).
+    seat_status: str | None = None
 
     @property
     def valid(self) -> bool:
         return self.code.valid
-
-    @property
-    def seat_status(self) -> str | None:
-        return _SEAT_STATUS.get(self.code) if self.subscription is not None else None
 
     def better_than(self, other: Decision) -> bool:
         return _RANK_OF[self.code] < _RANK_OF[other.code]
@@ -117,7 +104,8 @@ def decide(subscription: Subscription, email: str, over_quantity: bool, grace_da
     else:
         code = Code.VALID
     return Decision(code, subscription, email, subscription.license_expires_at(grace_days),
-                    lease_not_after(subscription, grace_days))
+                    lease_not_after(subscription, grace_days),
+                    status_of(subscription, bound=True, over_quantity=over_quantity, grace_days=grace_days, now=now))
 
 
 def lease_not_after(subscription: Subscription, grace_days: int) -> datetime | None:

@@ -123,11 +123,17 @@ def subscription_seat_status(subscription: Subscription, grace_days: int, now: d
     return None  # ACTIVE, PAST_DUE_GRACE and PENDING_PAYMENT keep seats active/pending
 
 
-def seat_status(seat: Seat, subscription: Subscription, grace_days: int, now: datetime | None = None) -> str:
-    """pending | active | suspended | expired | over_quantity (PRODUCT.md capability 3)."""
+def status_of(subscription: Subscription, *, bound: bool, over_quantity: bool, grace_days: int,
+              now: datetime | None = None) -> str:
+    """pending | active | suspended | expired | over_quantity (PRODUCT.md capability 3): the license
+    list and the license check's answer use this one rule."""
     return subscription_seat_status(subscription, grace_days, now) or (
-        OVER_QUANTITY if seat.over_quantity else ACTIVE if seat.bound else PENDING
+        OVER_QUANTITY if over_quantity else ACTIVE if bound else PENDING
     )
+
+
+def seat_status(seat: Seat, subscription: Subscription, grace_days: int, now: datetime | None = None) -> str:
+    return status_of(subscription, bound=seat.bound, over_quantity=seat.over_quantity, grace_days=grace_days, now=now)
 
 
 def over_quantity_flags(seats: list[Seat], quantity: int) -> dict[str, bool]:

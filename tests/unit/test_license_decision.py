@@ -259,12 +259,7 @@ def test_seat_status_follows_the_grace_clock():
 def _bound_seat_cases():
     for state in SUBSCRIPTIONS:
         for over_quantity in (False, True):
-            marks: Any = ()
-            if state == "incomplete" and over_quantity:
-                marks = pytest.mark.xfail(strict=True, reason=(
-                    "computed twice and they disagree: the license check says 'active' (PENDING_PAYMENT "
-                    "wins over OVER_QUANTITY in decide), the license list says 'over_quantity'"))
-            yield pytest.param(state, over_quantity, marks=marks,
+            yield pytest.param(state, over_quantity,
                                id=f"{state}-{'over quantity' if over_quantity else 'within quantity'}")
 
 
