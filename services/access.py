@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from adapters.table_storage import TableStore
 from services import subscription_store
+from services.seat import same_tenant
 from services.subscription import Subscription
 from services.web_session import Person
 
@@ -41,7 +42,7 @@ class NotVisible(LookupError):
 
 def _owner(subscription: Subscription, person: Person) -> frozenset[str]:
     # A person is (tid, oid): never an e-mail address alone.
-    if (person.tid, person.oid) == (subscription.owner_tid, subscription.owner_oid):
+    if person.oid == subscription.owner_oid and same_tenant(person.tid, subscription.owner_tid):
         return frozenset(PERMISSIONS)
     return frozenset()
 

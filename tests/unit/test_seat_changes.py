@@ -310,3 +310,30 @@ def test_a_conflict_is_retried_on_fresh_state_and_a_persistent_one_gives_up(stor
 
     with pytest.raises(ConcurrencyConflict):
         uow.change("sub_1", always_stale, attempts=3)
+
+
+# --- the bootstrap wires the in-memory storage for the entry points too ---------------------------------
+
+
+def test_the_reservation_timer_runs_on_storage_the_bootstrap_wired(monkeypatch):
+    from handlers.seat_timers import reconcile_seat_reservations
+    from services import bootstrap
+
+    for name, value in local_values(AzureWebJobsStorage="UseDevelopmentStorage=true").items():
+        monkeypatch.setenv(name, value)
+    store = FailingStore(fail_on=3)  # reserved, then the first batch fails
+    subscription(store, quantity=200)
+    bootstrap.reset()
+    bootstrap.use_storage(store)
+    try:
+        ctx = Context(bootstrap.unit_of_work(), bootstrap.settings(), ADMIN)
+        with pytest.raises(ConnectionError):
+            seat_assignment.assign(ctx, "sub_1", [f"r{i:03d}@contoso.example" for i in range(120)], request_id="b")
+        # Make the reservation stale, as if its request died ten minutes ago.
+        reservation = ctx.uow.subscriptions.reservation("sub_1", "b")
+        row = store.get(SUBSCRIPTIONS, "sub_1", keys.reservation_row("b"))
+        store.upsert(SUBSCRIPTIONS, {**row, "CreatedAt": reservation.created_at - timedelta(minutes=11)})
+        reconcile_seat_reservations(None)
+        assert len(seats_of(store)) == 120 and ctx.uow.subscriptions.reservations("sub_1") == []
+    finally:
+        bootstrap.reset()
