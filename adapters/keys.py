@@ -15,6 +15,7 @@ Lookup tables:
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 
@@ -74,3 +75,34 @@ CUSTOMER = "customer"
 
 def stripe_event(event_id: str) -> tuple[str, str]:
     return event_id[-2:], event_id
+
+
+# --- keys built from input: one reversible encoding -----------------------------------------------------
+
+_FORBIDDEN = {"%", "/", "\\", "#", "?"}
+
+
+def encode(text: str) -> str:
+    """`text` made safe for a PartitionKey/RowKey: `% / \\ # ?` and control characters become `%XX`
+    (reversible with `decode`; '%' itself is encoded first, so nothing is ambiguous)."""
+    return "".join(f"%{ord(c):02X}" if c in _FORBIDDEN or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F else c
+                   for c in text)
+
+
+def decode(key: str) -> str:
+    return re.sub(r"%([0-9A-F]{2})", lambda match: chr(int(match.group(1), 16)), key)
+
+
+# --- delegated administration -------------------------------------------------------------------------
+
+DELEGATE_PREFIX = "delegate|"
+INVITATION_PREFIX = "invitation|"
+INVITATION_LOOKUP_ROW = "invitation"  # table Invitations: partition = the token's SHA-256 (hex)
+
+
+def delegate_row(tid: str, oid: str) -> str:
+    return f"{DELEGATE_PREFIX}{encode(tid.lower())}|{encode(oid)}"
+
+
+def invitation_row(kind: str, email: str) -> str:
+    return f"{INVITATION_PREFIX}{kind}|{encode(email)}"

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from adapters import keys
 from adapters.table_storage import (
+    INVITATIONS,
     STRIPE_EVENTS,
     STRIPE_INDEX,
     USER_LICENSES,
@@ -18,6 +19,7 @@ from adapters.table_storage import (
     Row,
     TableStore,
 )
+from services.delegate import InvitationLookup
 from services.seat import LicenseLookup
 
 
@@ -35,6 +37,11 @@ def _lookup(row: Row) -> LicenseLookup:
         over_quantity=bool(row.get("OverQuantity")),
         last_seen_on=row.get("LastSeenOn") or "",
     )
+
+
+def _invitation(row: Row) -> InvitationLookup:
+    return InvitationLookup(row["PartitionKey"], row["SubscriptionId"], "owner" if row.get("Kind") == "owner"
+                            else "delegate", row.get("Email", ""), row["ExpiresAt"])
 
 
 class LookupRepository:
@@ -87,10 +94,31 @@ class LookupRepository:
         self.store.upsert(USER_SUBSCRIPTIONS, {"PartitionKey": keys.person(tid, oid), "RowKey": subscription_id,
                                                "Role": role})
 
+    def delete_person_subscription(self, tid: str, oid: str, subscription_id: str) -> None:
+        self.store.delete(USER_SUBSCRIPTIONS, keys.person(tid, oid), subscription_id)
+
     def person_subscriptions(self, tid: str, oid: str) -> list[tuple[str, str]]:
         """(subscription id, role) for every subscription the person owns or administers."""
         rows = self.store.query(USER_SUBSCRIPTIONS, partition_key=keys.person(tid, oid))
         return [(r["RowKey"], r.get("Role", "owner")) for r in rows]
+
+    # --- invitation token hash -> invitation ----------------------------------------------------------
+
+    def put_invitation(self, lookup: InvitationLookup) -> None:
+        self.store.upsert(INVITATIONS, {"PartitionKey": lookup.token_hash, "RowKey": keys.INVITATION_LOOKUP_ROW,
+                                        "SubscriptionId": lookup.subscription_id, "Kind": lookup.kind,
+                                        "Email": lookup.email, "ExpiresAt": lookup.expires_at})
+
+    def invitation(self, token_hash: str) -> InvitationLookup | None:
+        row = self.store.get(INVITATIONS, token_hash, keys.INVITATION_LOOKUP_ROW)
+        return _invitation(row) if row is not None else None
+
+    def delete_invitation(self, token_hash: str) -> None:
+        self.store.delete(INVITATIONS, token_hash, keys.INVITATION_LOOKUP_ROW)
+
+    def expired_invitations(self, now: datetime) -> list[InvitationLookup]:
+        return [_invitation(r) for r in self.store.query(INVITATIONS, where="ExpiresAt lt @now",
+                                                         parameters={"now": now})]
 
     # --- Stripe ids -> subscription ----------------------------------------------------------------
 

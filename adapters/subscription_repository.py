@@ -16,6 +16,7 @@ from typing import Any
 from adapters import keys
 from adapters.table_storage import SUBSCRIPTIONS, Op, Row, TableStore
 from services.audit import Actor, AuditEntry
+from services.delegate import Delegate, Invitation
 from services.seat import Reservation, Seat
 from services.subscription import Subscription
 
@@ -24,21 +25,25 @@ from services.subscription import Subscription
 _CHUNK_CHARS = 30_000
 _AUDIT_TEXT_CHARS = 30_000
 
-PartitionRow = Seat | Reservation | AuditEntry
+PartitionRow = Seat | Reservation | AuditEntry | Delegate | Invitation
+# Rows a change replaces or deletes (read before, so with their ETag).
+KeptRow = Seat | Reservation | Delegate | Invitation
 
 
 @dataclass
 class PartitionWrites:
     """What one transaction writes: the subscription (under the ETag it was read with; created when
-    it has none) and rows to create, replace (under their ETag) or delete (under their ETag)."""
+    it has none) and rows to create, replace (under their ETag) or delete (under their ETag).
+    `put` creates a row that has no ETag and replaces one that has (under it)."""
 
     subscription: Subscription
     create: list[PartitionRow] = field(default_factory=list)
     update: list[Seat] = field(default_factory=list)
-    delete: list[Seat | Reservation] = field(default_factory=list)
+    put: list[Delegate | Invitation] = field(default_factory=list)
+    delete: list[KeptRow] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return 1 + len(self.create) + len(self.update) + len(self.delete)
+        return 1 + len(self.create) + len(self.update) + len(self.put) + len(self.delete)
 
 
 class SubscriptionRepository:
@@ -66,6 +71,8 @@ class SubscriptionRepository:
         operations = [first]
         operations += [Op("create", _entity(pk, row)) for row in writes.create]
         operations += [Op("update", seat_entity(pk, seat), _required_etag(seat)) for seat in writes.update]
+        operations += [Op("update", _entity(pk, row), row.etag) if row.etag else Op("create", _entity(pk, row))
+                       for row in writes.put]
         operations += [Op("delete", _key_entity(pk, row), _required_etag(row)) for row in writes.delete]
         self.store.transact(SUBSCRIPTIONS, operations)
 
@@ -133,6 +140,27 @@ class SubscriptionRepository:
         when it was made). ConcurrencyConflict, nothing written, if any of them exists."""
         self.store.transact(SUBSCRIPTIONS, [Op("create", _entity(subscription_id, row)) for row in rows])
 
+    # --- delegates and invitations -----------------------------------------------------------------
+
+    def delegate(self, subscription_id: str, tid: str, oid: str) -> Delegate | None:
+        """The person's delegate row: one point read (the gate does it on every request)."""
+        row = self.store.get(SUBSCRIPTIONS, subscription_id, keys.delegate_row(tid, oid))
+        return delegate_from_row(row) if row is not None else None
+
+    def delegates(self, subscription_id: str) -> list[Delegate]:
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.DELEGATE_PREFIX,
+                                row_below=keys.after_prefix(keys.DELEGATE_PREFIX))
+        return [delegate_from_row(r) for r in rows]
+
+    def invitation(self, subscription_id: str, kind: str, email: str) -> Invitation | None:
+        row = self.store.get(SUBSCRIPTIONS, subscription_id, keys.invitation_row(kind, email))
+        return invitation_from_row(row) if row is not None else None
+
+    def invitations(self, subscription_id: str) -> list[Invitation]:
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.INVITATION_PREFIX,
+                                row_below=keys.after_prefix(keys.INVITATION_PREFIX))
+        return [invitation_from_row(r) for r in rows]
+
     # --- audit -----------------------------------------------------------------------------------
 
     def audit_page(self, subscription_id: str, limit: int,
@@ -149,7 +177,7 @@ class SubscriptionRepository:
             yield audit_from_row(row)
 
 
-def _required_etag(row: Seat | Reservation) -> str:
+def _required_etag(row: KeptRow) -> str:
     if not row.etag:
         raise ValueError("a row read from storage (with its ETag) is needed to change or delete it")
     return row.etag
@@ -296,14 +324,81 @@ def audit_from_row(row: Row) -> AuditEntry:
     )
 
 
+def delegate_entity(subscription_id: str, delegate: Delegate) -> dict[str, Any]:
+    return {
+        "PartitionKey": subscription_id,
+        "RowKey": keys.delegate_row(delegate.tid, delegate.oid),
+        "Tid": delegate.tid,
+        "Oid": delegate.oid,
+        "Email": delegate.email,
+        "Name": delegate.name,
+        "Permissions": ",".join(sorted(delegate.permissions)),
+        "AddedAt": delegate.added_at,
+        "AddedBy": delegate.added_by,
+    }
+
+
+def delegate_from_row(row: Row) -> Delegate:
+    return Delegate(
+        tid=row.get("Tid", ""),
+        oid=row.get("Oid", ""),
+        email=row.get("Email", ""),
+        name=row.get("Name", ""),
+        permissions=frozenset(p for p in str(row.get("Permissions", "")).split(",") if p),
+        added_at=row.get("AddedAt") or datetime.now(timezone.utc),
+        added_by=row.get("AddedBy", ""),
+        etag=row.etag,
+    )
+
+
+def invitation_entity(subscription_id: str, invitation: Invitation) -> dict[str, Any]:
+    return {
+        "PartitionKey": subscription_id,
+        "RowKey": keys.invitation_row(invitation.kind, invitation.email),
+        "Email": invitation.email,
+        "Kind": invitation.kind,
+        "TokenHash": invitation.token_hash,
+        "Permissions": ",".join(sorted(invitation.permissions)),
+        "FormerOwner": invitation.former_owner,
+        "BillingEmailFollows": invitation.billing_email_follows,
+        "InvitedByTid": invitation.invited_by.tid,
+        "InvitedByOid": invitation.invited_by.oid,
+        "InvitedByEmail": invitation.invited_by.email,
+        "InvitedByName": invitation.invited_by.name,
+        "CreatedAt": invitation.created_at,
+        "ExpiresAt": invitation.expires_at,
+    }
+
+
+def invitation_from_row(row: Row) -> Invitation:
+    kind = "owner" if row.get("Kind") == "owner" else "delegate"
+    former = "leave" if row.get("FormerOwner") == "leave" else "delegate"
+    return Invitation(
+        email=row.get("Email", ""),
+        token_hash=row.get("TokenHash", ""),
+        kind=kind,
+        invited_by=Actor(row.get("InvitedByTid", ""), row.get("InvitedByOid", ""), row.get("InvitedByEmail", ""),
+                         row.get("InvitedByName", "")),
+        created_at=row.get("CreatedAt") or datetime.now(timezone.utc),
+        expires_at=row.get("ExpiresAt") or datetime.now(timezone.utc),
+        permissions=frozenset(p for p in str(row.get("Permissions", "")).split(",") if p),
+        former_owner=former,
+        billing_email_follows=bool(row.get("BillingEmailFollows")),
+        etag=row.etag,
+    )
+
+
 def _entity(subscription_id: str, row: PartitionRow) -> dict[str, Any]:
     if isinstance(row, Seat):
         return seat_entity(subscription_id, row)
     if isinstance(row, Reservation):
         return reservation_entity(subscription_id, row)
+    if isinstance(row, Delegate):
+        return delegate_entity(subscription_id, row)
+    if isinstance(row, Invitation):
+        return invitation_entity(subscription_id, row)
     return audit_entity(subscription_id, row)
 
 
-def _key_entity(subscription_id: str, row: Seat | Reservation) -> dict[str, Any]:
-    row_key = keys.seat_row(row.email) if isinstance(row, Seat) else keys.reservation_row(row.request_id)
-    return {"PartitionKey": subscription_id, "RowKey": row_key}
+def _key_entity(subscription_id: str, row: KeptRow) -> dict[str, Any]:
+    return {key: value for key, value in _entity(subscription_id, row).items() if key in ("PartitionKey", "RowKey")}

@@ -6,8 +6,8 @@ import logging
 
 import azure.functions as func
 
+from handlers.blueprint import new_blueprint
 from handlers.responses import when_configured
-
 from handlers.web import LANGUAGE_COOKIE, WebRequest, csrf_refused
 from services import bootstrap
 from services.csrf import CsrfRejected
@@ -16,7 +16,7 @@ from services.redirects import safe_next
 from services.web_session import SessionStore
 
 log = logging.getLogger(__name__)
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 @bp.route(route="signin", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -27,7 +27,8 @@ def signin(req: func.HttpRequest) -> func.HttpResponse:
     web = WebRequest.of(req)
     flow = start(web.settings, login_hint=req.params.get("login_hint"))
     # The flow (state, nonce, PKCE verifier) waits in a server-side session for the callback.
-    web.update_session(pending={**(web.session.pending if web.session else {}), "auth_flow": flow, "next": web.next_target()})
+    web.update_session(pending={**(web.session.pending if web.session else {}), "auth_flow": flow,
+                                "next": web.next_target()})
     return web.redirect(flow["auth_uri"], status=302)
 
 
@@ -74,7 +75,8 @@ def language(req: func.HttpRequest) -> func.HttpResponse:
     response = web.redirect(web.next_target())
     if chosen in LANGUAGES:
         secure = "" if web.settings.uses_localhost_url else "; Secure"
-        response.headers.add("Set-Cookie", f"{LANGUAGE_COOKIE}={chosen}; Path=/; Max-Age=31536000; SameSite=Lax{secure}")
+        response.headers.add("Set-Cookie",
+                             f"{LANGUAGE_COOKIE}={chosen}; Path=/; Max-Age=31536000; SameSite=Lax{secure}")
     return response
 
 

@@ -6,13 +6,14 @@ import logging
 
 import azure.functions as func
 
+from adapters.table_storage import STRIPE_EVENTS_QUEUE
+from handlers.blueprint import new_blueprint
 from handlers.responses import error, json_response, when_configured
 from services import api_spec, bootstrap, observability
 from services.billing_events import Billing, apply, enqueue_event, reconcile
-from adapters.table_storage import STRIPE_EVENTS_QUEUE
 
 log = logging.getLogger(__name__)
-bp = func.Blueprint()
+bp = new_blueprint()
 
 api_spec.describe(
     "/stripe/webhook",

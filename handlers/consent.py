@@ -7,14 +7,14 @@ import secrets
 
 import azure.functions as func
 
+from handlers.blueprint import new_blueprint
 from handlers.responses import when_configured
-
 from handlers.web import NotSignedIn, WebRequest
 from services import bootstrap, consent
 from services.i18n import translator
 
 log = logging.getLogger(__name__)
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 @bp.route(route="consent", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -34,7 +34,8 @@ def consent_start(req: func.HttpRequest) -> func.HttpResponse:
     except NotSignedIn:
         return web.sign_in_redirect()
     state = secrets.token_urlsafe(24)
-    web.update_session(pending={**web.session.pending, "consent_state": state})
+    # Signed in, so the session exists: ensure_session() returns it as it is.
+    web.update_session(pending={**web.ensure_session().pending, "consent_state": state})
     return web.redirect(consent.consent_url(web.settings, admin.tid, state), status=302)
 
 
@@ -47,7 +48,7 @@ def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
         admin = web.require_person()
     except NotSignedIn:
         return web.error_page(400, t("consent.failed.title"), t("consent.error.session"))
-    pending = dict(web.session.pending)
+    pending = dict(web.ensure_session().pending)  # signed in: the session exists
     expected_state = pending.pop("consent_state", None)
     web.update_session(pending=pending)
     if not expected_state or req.params.get("state") != expected_state:
@@ -55,7 +56,8 @@ def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
     if req.params.get("error"):
         key = consent.explain(req.params.get("error", ""), req.params.get("error_description", ""))
         return web.render(
-            "consent_result.html", status=400, ok=False, explanation=t(key), detail=req.params.get("error_description", "")
+            "consent_result.html", status=400, ok=False, explanation=t(key),
+            detail=req.params.get("error_description", ""),
         )
     # The tenant in the query is only believed when it is the signed-in admin's own tenant.
     if req.params.get("admin_consent", "").lower() != "true" or req.params.get("tenant", "").lower() != admin.tid:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from handlers.blueprint import new_blueprint
 from handlers.responses import when_configured
-
 from handlers.web import NotSignedIn, WebRequest
 from services import bootstrap, subscription_store
 
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 @bp.route(route="dashboard", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

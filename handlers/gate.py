@@ -46,8 +46,9 @@ from services.web_session import Person
 log = logging.getLogger(__name__)
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
-ApiView = Callable[[func.HttpRequest, Person, Subscription], func.HttpResponse]
-PageView = Callable[[WebRequest, Person, Subscription], func.HttpResponse]
+# Views get the caller (the person with what they hold on this subscription) and the subscription.
+ApiView = Callable[[func.HttpRequest, access.Caller, Subscription], func.HttpResponse]
+PageView = Callable[[WebRequest, access.Caller, Subscription], func.HttpResponse]
 
 API = "api"
 PAGE = "page"
@@ -71,14 +72,16 @@ def api(permission: str) -> Callable[[ApiView], Handler]:
                 return bearer.unauthorized(exc)
             person = _person(principal)
             subscription_id = req.route_params.get("subscription_id", "")
+            storage = bootstrap.storage()
             try:
-                subscription = access.authorize(access.load(bootstrap.storage(), subscription_id), person, permission)
+                caller, subscription = access.authorize(storage, access.load(storage, subscription_id), person,
+                                                        permission)
             except access.NotVisible:
                 return error(404, "subscription_not_found", f"no subscription {subscription_id} that you may manage")
             except access.Forbidden as exc:
                 return error(403, "forbidden", str(exc), permission=exc.permission)
             try:
-                return view(req, person, subscription)
+                return view(req, caller, subscription)
             except ValueError as exc:
                 return error(400, "invalid_request", str(exc))
             except (ConcurrencyConflict, StorageUnavailable) as exc:
@@ -106,10 +109,11 @@ def page(
             if person is None:
                 return web.sign_in_redirect()
             t = translator(web.language)
+            storage = bootstrap.storage()
+            subscription_id = req.route_params.get("subscription_id", "")
             try:
-                subscription = access.authorize(
-                    access.load(bootstrap.storage(), req.route_params.get("subscription_id", "")), person, permission
-                )
+                caller, subscription = access.authorize(storage, access.load(storage, subscription_id), person,
+                                                        permission)
             except access.NotVisible:
                 return web.error_page(404, t("error.not_found.title"), t(not_found))
             except access.Forbidden:
@@ -119,7 +123,7 @@ def page(
                     web.check_csrf()
                 except CsrfRejected as exc:
                     return csrf_refused(web, exc)
-            return view(web, person, subscription)
+            return view(web, caller, subscription)
 
         return _declare(handler, view, permission, PAGE, checks_csrf=form)
 
@@ -148,4 +152,5 @@ def _declare(handler: Handler, view: Callable[..., func.HttpResponse], permissio
 
 def _person(principal: Principal) -> Person:
     email = principal.email or principal.preferred_username or principal.upn or ""
-    return Person(tid=principal.tid, oid=principal.oid, name=principal.name or email, email=email)
+    return Person(tid=principal.tid, oid=principal.oid, name=principal.name or email, email=email,
+                  sign_in_names=tuple(sorted(principal.sign_in_addresses())))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from handlers.blueprint import new_blueprint
 from handlers.responses import json_response
 from services import api_spec, bootstrap
 from services.settings import SettingsError
 
-bp = func.Blueprint()
+bp = new_blueprint()
 
 api_spec.describe(
     "/health",
@@ -34,7 +35,8 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     except Exception as exc:  # noqa: BLE001 - any failure to reach storage is "unhealthy", not a 500
         state = {"tables": f"unreachable: {type(exc).__name__}", "queues": "unknown"}
     healthy = all(value == "ok" for value in state.values())
-    return json_response({"status": "ok" if healthy else "unavailable", "storage": state}, status=200 if healthy else 503)
+    return json_response({"status": "ok" if healthy else "unavailable", "storage": state},
+                         status=200 if healthy else 503)
 
 
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

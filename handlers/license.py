@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
 
+from adapters.table_storage import StorageUnavailable
 from handlers import bearer
+from handlers.blueprint import new_blueprint
 from handlers.responses import error, json_response, when_configured
 from services import api_spec, bootstrap
 from services.i18n import choose_language, translator
@@ -23,11 +25,10 @@ from services.lease import LeaseKeyError, keys_for
 from services.license_check import RANK, Code, Decision, LicenseChecker
 from services.rate_limit import RateLimiter, retry_after_header
 from services.settings import Settings, SettingsError
-from adapters.table_storage import StorageUnavailable
 from services.subscription_cache import SubscriptionCache
 
 log = logging.getLogger(__name__)
-bp = func.Blueprint()
+bp = new_blueprint()
 
 # What the add-in should wait before asking again when storage is down; it uses its lease meanwhile.
 STORAGE_RETRY_AFTER_SECONDS = 30
@@ -60,7 +61,7 @@ def _limiter(settings: Settings) -> RateLimiter:
 
 
 def _allowed_origin(req: func.HttpRequest, settings: Settings) -> str | None:
-    origin = req.headers.get("Origin")
+    origin: str | None = req.headers.get("Origin")  # azure.functions leaves HttpRequest.headers unannotated
     if not origin:
         return None
     wanted = origin.strip().rstrip("/").lower()
@@ -135,7 +136,8 @@ def license_check(req: func.HttpRequest) -> func.HttpResponse:
         decision = _checker(settings).check(bootstrap.hot_path_storage(), principal)
     except StorageUnavailable as exc:
         status = exc.status_code
-        level = logging.ERROR if status is not None and 400 <= status < 500 and status not in (408, 429) else logging.WARNING
+        level = (logging.ERROR if status is not None and 400 <= status < 500 and status not in (408, 429)
+                 else logging.WARNING)
         log.log(level, "license check: storage unavailable (%s, status %s); answered 503",
                 type(exc.__cause__ or exc).__name__, status)
         return _unavailable("The license service is temporarily unavailable; try again later.", cors)
@@ -151,7 +153,7 @@ def license_check(req: func.HttpRequest) -> func.HttpResponse:
 
 def _answer(decision: Decision, tid: str, oid: str, settings: Settings, language: str) -> dict[str, Any]:
     t = translator(language)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     subscription = decision.subscription
     lease = lease_expires_at = None
     if decision.valid and subscription is not None:
@@ -173,7 +175,7 @@ def _answer(decision: Decision, tid: str, oid: str, settings: Settings, language
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 # --- GET /api/license/keys -------------------------------------------------------------------------
@@ -235,7 +237,8 @@ api_spec.schema("LicenseCheck", {
         },
         "lease": {"type": ["string", "null"],
                   "description": "when valid: a JWT (ES256/EdDSA, kid from /license/keys) with iss, aud "
-                                 "`securemailmerge-addin`, tid, oid, sid (subscription id), code, valid, iat, exp, jti"},
+                                 "`securemailmerge-addin`, tid, oid, sid (subscription id), "
+                                 "code, valid, iat, exp, jti"},
         "lease_expires_at": {"type": ["string", "null"], "format": "date-time"},
         "checked_at": {"type": "string", "format": "date-time"},
     },

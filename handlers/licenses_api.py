@@ -15,27 +15,27 @@ from typing import Any
 import azure.functions as func
 
 from handlers import gate, licenses_openapi  # noqa: F401 - licenses_openapi describes these routes
+from handlers.blueprint import new_blueprint
 from handlers.paging import limit
 from handlers.responses import csv_response, error, json_response
 from handlers.seat_changes import InvalidRequestId, api_request_id, context
 from services import access, bootstrap, seat_assignment, seat_listing, seat_revocation
-from services.seat_change import AlreadyAssigned, NoSeatsFree, NotAssigned
-from services.unit_of_work import Refused
 from services.address_list import AddressList, AddressListError, parse_addresses, parse_csv
 from services.seat import STATUSES
+from services.seat_change import AlreadyAssigned, NoSeatsFree, NotAssigned
 from services.subscription import Subscription
-from services.web_session import Person
+from services.unit_of_work import Refused
 
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 def _seat_errors(view: gate.ApiView) -> gate.ApiView:
     """Answer the seat rules' refusals and unusable bodies in the API's error shape."""
 
     @functools.wraps(view)
-    def answered(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+    def answered(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
         try:
-            return view(req, person, subscription)
+            return view(req, caller, subscription)
         except Refused as exc:
             return _seat_error_json(exc, subscription.id)
         except InvalidRequestId as exc:
@@ -93,9 +93,9 @@ def _assignment_json(outcome: seat_assignment.Assignment) -> dict[str, Any]:
 
 
 @bp.route(route="v1/subscriptions/{subscription_id}/licenses", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.SUBSCRIPTION_VIEW)
+@gate.api(access.LICENSES_READ)
 @_seat_errors
-def api_list_licenses(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+def api_list_licenses(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     page = seat_listing.list_seats(
         bootstrap.storage(), subscription, bootstrap.settings().grace_days,
         status=req.params.get("status") or None, search=req.params.get("q", ""),
@@ -112,12 +112,13 @@ def api_list_licenses(req: func.HttpRequest, person: Person, subscription: Subsc
 @bp.route(route="v1/subscriptions/{subscription_id}/licenses", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @gate.api(access.LICENSES_ASSIGN)
 @_seat_errors
-def api_assign_licenses(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+def api_assign_licenses(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     addresses, request_id = _addresses_from_body(req)
     if addresses.invalid:
         return error(400, "invalid_addresses", f"{len(addresses.invalid)} malformed address(es); nothing was assigned",
                      invalid=addresses.invalid[:1000])
-    outcome = seat_assignment.assign(context(person), subscription.id, addresses.valid, request_id, addresses.duplicates)
+    outcome = seat_assignment.assign(context(caller), subscription.id, addresses.valid, request_id,
+                                     addresses.duplicates)
     return json_response(_assignment_json(outcome))
 
 
@@ -125,9 +126,9 @@ def api_assign_licenses(req: func.HttpRequest, person: Person, subscription: Sub
           auth_level=func.AuthLevel.ANONYMOUS)
 @gate.api(access.LICENSES_ASSIGN)
 @_seat_errors
-def api_revoke_license(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+def api_revoke_license(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     email = req.route_params["email"]
-    after = seat_revocation.revoke(context(person), subscription.id, email)
+    after = seat_revocation.revoke(context(caller), subscription.id, email)
     return json_response(
         {"revoked": email.strip().lower(), "assigned_count": after.assigned_count, "quantity": after.quantity}
     )
@@ -137,7 +138,7 @@ def api_revoke_license(req: func.HttpRequest, person: Person, subscription: Subs
           auth_level=func.AuthLevel.ANONYMOUS)
 @gate.api(access.LICENSES_ASSIGN)
 @_seat_errors
-def api_reassign_license(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+def api_reassign_license(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     try:
         payload = json.loads(req.get_body() or b"null")
     except ValueError:
@@ -149,14 +150,14 @@ def api_reassign_license(req: func.HttpRequest, person: Person, subscription: Su
     if target.invalid or len(target.valid) != 1:
         return error(400, "invalid_addresses", "the new address is malformed", invalid=target.invalid)
     from_email = req.route_params["email"].strip().lower()
-    after = seat_revocation.reassign(context(person), subscription.id, from_email, target.valid[0], request_id)
+    after = seat_revocation.reassign(context(caller), subscription.id, from_email, target.valid[0], request_id)
     return json_response({"from": from_email, "to": target.valid[0], "assigned_count": after.assigned_count})
 
 
 @bp.route(route="v1/subscriptions/{subscription_id}/licenses.csv", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.SUBSCRIPTION_VIEW)
+@gate.api(access.LICENSES_READ)
 @_seat_errors
-def api_export_licenses(req: func.HttpRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+def api_export_licenses(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     status = req.params.get("status") or None
     if status and status not in STATUSES:
         return error(400, "invalid_request", f"status must be one of {', '.join(STATUSES)}")

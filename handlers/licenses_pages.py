@@ -13,20 +13,20 @@ from typing import Any
 import azure.functions as func
 
 from handlers import gate
+from handlers.blueprint import new_blueprint
 from handlers.paging import PAGE_SIZE
 from handlers.responses import csv_response
 from handlers.seat_changes import InvalidRequestId, context, request_id
 from handlers.web import WebRequest
 from services import access, bootstrap, seat_assignment, seat_listing, seat_revocation
-from services.seat_change import AlreadyAssigned, NoSeatsFree, NotAssigned
-from services.unit_of_work import Refused
 from services.address_list import MAX_ADDRESSES, AddressList, AddressListError, parse_addresses, parse_csv
 from services.i18n import translator
 from services.seat import STATUSES
+from services.seat_change import AlreadyAssigned, NoSeatsFree, NotAssigned
 from services.subscription import Subscription
-from services.web_session import Person
+from services.unit_of_work import Refused
 
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 def _licenses_url(subscription_id: str) -> str:
@@ -34,7 +34,7 @@ def _licenses_url(subscription_id: str) -> str:
 
 
 def _render_licenses(
-    web: WebRequest, subscription: Subscription, status_code: int = 200, **extra: Any
+    web: WebRequest, caller: access.Caller, subscription: Subscription, status_code: int = 200, **extra: Any
 ) -> func.HttpResponse:
     status = web.req.params.get("status") or ""
     search = web.req.params.get("q", "")
@@ -42,11 +42,12 @@ def _render_licenses(
     if status not in STATUSES:
         status = ""
     try:
-        page = seat_listing.list_seats(bootstrap.storage(), subscription, web.settings.grace_days, status=status or None,
-                                search=search, continuation=continuation, limit=PAGE_SIZE)
+        page = seat_listing.list_seats(bootstrap.storage(), subscription, web.settings.grace_days,
+                                       status=status or None, search=search, continuation=continuation,
+                                       limit=PAGE_SIZE)
     except ValueError:
-        page = seat_listing.list_seats(bootstrap.storage(), subscription, web.settings.grace_days, status=status or None,
-                                search=search, limit=PAGE_SIZE)
+        page = seat_listing.list_seats(bootstrap.storage(), subscription, web.settings.grace_days,
+                                       status=status or None, search=search, limit=PAGE_SIZE)
     return web.render(
         "licenses.html",
         status=status_code,
@@ -58,7 +59,7 @@ def _render_licenses(
         search=search,
         statuses=STATUSES,
         free=max(subscription.quantity - subscription.assigned_count, 0),
-        can_assign=access.can(subscription, web.person, access.LICENSES_ASSIGN),
+        can_assign=caller.can(access.LICENSES_ASSIGN),
         request_id=uuid.uuid4().hex,
         max_addresses=MAX_ADDRESSES,
         **extra,
@@ -66,21 +67,21 @@ def _render_licenses(
 
 
 @bp.route(route="subscriptions/{subscription_id}/licenses", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@gate.page(access.SUBSCRIPTION_VIEW, not_found="licenses.not_found")
-def licenses_page(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
-    return _render_licenses(web, subscription)
+@gate.page(access.LICENSES_READ, not_found="licenses.not_found")
+def licenses_page(web: WebRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
+    return _render_licenses(web, caller, subscription)
 
 
 @bp.route(route="subscriptions/{subscription_id}/licenses", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @gate.page(access.LICENSES_ASSIGN, form=True, not_found="licenses.not_found")
-def assign_form(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+def assign_form(web: WebRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     t = translator(web.language)
     form = web.form()
     pasted = form.get("emails", "")
     try:
         assignment_id = request_id(form.get("request_id"), "request_id")
     except InvalidRequestId:
-        return _render_licenses(web, subscription, 400, form_error=t("licenses.error.invalid_request_id"),
+        return _render_licenses(web, caller, subscription, 400, form_error=t("licenses.error.invalid_request_id"),
                                 pasted=pasted)
     upload = web.files().get("file")
     try:
@@ -89,17 +90,18 @@ def assign_form(web: WebRequest, person: Person, subscription: Subscription) -> 
         else:
             addresses = parse_addresses(pasted)
     except AddressListError as exc:
-        return _render_licenses(web, subscription, 400, form_error=t(f"licenses.error.{exc.code}"), pasted=pasted)
+        return _render_licenses(web, caller, subscription, 400, form_error=t(f"licenses.error.{exc.code}"), pasted=pasted)
     if addresses.invalid:
-        return _render_licenses(web, subscription, 400, form_error=t("licenses.error.invalid_addresses"),
+        return _render_licenses(web, caller, subscription, 400, form_error=t("licenses.error.invalid_addresses"),
                                 invalid=addresses.invalid[:200], pasted=pasted)
     try:
-        outcome = seat_assignment.assign(context(person), subscription.id, addresses.valid, assignment_id, addresses.duplicates)
+        outcome = seat_assignment.assign(context(caller), subscription.id, addresses.valid, assignment_id,
+                                         addresses.duplicates)
     except NoSeatsFree as exc:
-        return _render_licenses(web, subscription, 409, form_error=t("licenses.error.no_seats_free",
+        return _render_licenses(web, caller, subscription, 409, form_error=t("licenses.error.no_seats_free",
                                 needed=exc.needed, free=exc.free), pasted=pasted)
     except Refused as exc:
-        return _render_licenses(web, subscription, exc.status, form_error=str(exc), pasted=pasted)
+        return _render_licenses(web, caller, subscription, exc.status, form_error=str(exc), pasted=pasted)
     if outcome.assigned:
         web.flash("success", t("licenses.flash.assigned", count=len(outcome.assigned)))
     if outcome.already_assigned:
@@ -112,11 +114,11 @@ def assign_form(web: WebRequest, person: Person, subscription: Subscription) -> 
 @bp.route(route="subscriptions/{subscription_id}/licenses/revoke", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
 @gate.page(access.LICENSES_ASSIGN, form=True, not_found="licenses.not_found")
-def revoke_form(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+def revoke_form(web: WebRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     t = translator(web.language)
     email = web.form().get("email", "").strip().lower()
     try:
-        seat_revocation.revoke(context(person), subscription.id, email)
+        seat_revocation.revoke(context(caller), subscription.id, email)
         web.flash("success", t("licenses.flash.revoked", email=email))
     except NotAssigned:
         web.flash("error", t("licenses.error.not_assigned", email=email))
@@ -126,7 +128,7 @@ def revoke_form(web: WebRequest, person: Person, subscription: Subscription) -> 
 @bp.route(route="subscriptions/{subscription_id}/licenses/reassign", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
 @gate.page(access.LICENSES_ASSIGN, form=True, not_found="licenses.not_found")
-def reassign_form(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+def reassign_form(web: WebRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     t = translator(web.language)
     form = web.form()
     email = form.get("email", "").strip().lower()
@@ -143,7 +145,7 @@ def reassign_form(web: WebRequest, person: Person, subscription: Subscription) -
         web.flash("error", t("licenses.error.invalid_target", email=form.get("to", "")))
         return web.redirect(_licenses_url(subscription.id))
     try:
-        seat_revocation.reassign(context(person), subscription.id, email, target.valid[0], reassignment_id)
+        seat_revocation.reassign(context(caller), subscription.id, email, target.valid[0], reassignment_id)
         web.flash("success", t("licenses.flash.reassigned", email=email, to=target.valid[0]))
     except NotAssigned:
         web.flash("error", t("licenses.error.not_assigned", email=email))
@@ -154,8 +156,8 @@ def reassign_form(web: WebRequest, person: Person, subscription: Subscription) -
 
 @bp.route(route="subscriptions/{subscription_id}/licenses/export.csv", methods=["GET"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.page(access.SUBSCRIPTION_VIEW, not_found="licenses.not_found")
-def licenses_export(web: WebRequest, person: Person, subscription: Subscription) -> func.HttpResponse:
+@gate.page(access.LICENSES_READ, not_found="licenses.not_found")
+def licenses_export(web: WebRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     status = web.req.params.get("status") or None
     status = status if status in STATUSES else None
     text = seat_listing.export_csv(bootstrap.storage(), subscription, web.settings.grace_days, status)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from services import bootstrap, observability
 from adapters.table_storage import OUTBOUND_EMAIL_QUEUE
+from handlers.blueprint import new_blueprint
+from services import bootstrap, observability
 
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=OUTBOUND_EMAIL_QUEUE, connection="AzureWebJobsStorage")
 def send_email(msg: func.QueueMessage, context: func.Context) -> None:
     # Rendering (Jinja2) and the ACS client load here, not at cold start.
-    from services.mail.delivery import deliver
     from adapters.mail_senders import sender_for
+    from services.mail.delivery import deliver
 
     settings = bootstrap.settings()
     with observability.correlation(context):

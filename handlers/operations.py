@@ -6,11 +6,12 @@ import logging
 
 import azure.functions as func
 
-from services import bootstrap
 from adapters.table_storage import QUEUES
+from handlers.blueprint import new_blueprint
+from services import bootstrap
 
 log = logging.getLogger(__name__)
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */15 * * * *", run_on_startup=False)

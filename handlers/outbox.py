@@ -7,12 +7,12 @@ from pathlib import Path
 
 import azure.functions as func
 
+from handlers.blueprint import new_blueprint
 from handlers.responses import when_configured
-
 from handlers.web import NotSignedIn, WebRequest
 from services.i18n import translator
 
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 @bp.route(route="dev/outbox", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

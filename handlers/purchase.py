@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 import azure.functions as func
 
+from handlers.blueprint import new_blueprint
 from handlers.responses import when_configured
-
 from handlers.web import NotSignedIn, WebRequest, csrf_refused
 from services import bootstrap
 from services.csrf import CsrfRejected
 from services.i18n import format_money, translator
 
 log = logging.getLogger(__name__)
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
-def _price_context(web: WebRequest, quantity: int, kind: str):
+def _price_context(web: WebRequest, quantity: int, kind: str) -> dict[str, Any]:
     from services.purchase import quote
 
     price = bootstrap.stripe().seat_price()
-    money = lambda amount: format_money(amount, price.currency, web.language)  # noqa: E731
+
+    def money(amount: int) -> str:
+        return format_money(amount, price.currency, web.language)
+
     tiers = []
     lower = 1
     for tier in price.tiers:
@@ -38,7 +42,8 @@ def _price_context(web: WebRequest, quantity: int, kind: str):
     }
 
 
-def _form_page(web: WebRequest, quantity: int, kind: str, error: str | None = None, status: int = 200) -> func.HttpResponse:
+def _form_page(web: WebRequest, quantity: int, kind: str, error: str | None = None,
+               status: int = 200) -> func.HttpResponse:
     from adapters.stripe_gateway import StripeNotFound, StripeUnavailable
 
     t = translator(web.language)
@@ -82,8 +87,8 @@ def purchase_page(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="purchase", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @when_configured
 def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
-    from services.purchase import InvalidPurchase, parse_kind, parse_quantity, start_checkout
     from adapters.stripe_gateway import StripeNotFound, StripeUnavailable
+    from services.purchase import InvalidPurchase, parse_kind, parse_quantity, start_checkout
 
     web = WebRequest.of(req)
     try:
@@ -113,8 +118,8 @@ def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="purchase/complete", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @when_configured
 def purchase_complete(req: func.HttpRequest) -> func.HttpResponse:
-    from services.fulfilment import Outcome, fulfil
     from adapters.stripe_gateway import StripeUnavailable
+    from services.fulfilment import Outcome, fulfil
 
     web = WebRequest.of(req)
     t = translator(web.language)
@@ -126,7 +131,8 @@ def purchase_complete(req: func.HttpRequest) -> func.HttpResponse:
     if not session_id or len(session_id) > 255:
         return web.error_page(400, t("complete.unknown.title"), t("complete.unknown.body"))
     try:
-        result = fulfil(session_id, storage=bootstrap.storage(), stripe=bootstrap.stripe(), buyer=(buyer.tid, buyer.oid))
+        result = fulfil(session_id, storage=bootstrap.storage(), stripe=bootstrap.stripe(),
+                        buyer=(buyer.tid, buyer.oid))
     except StripeUnavailable:
         return web.error_page(503, t("purchase.unavailable.title"), t("complete.retry"))
     if result.outcome is Outcome.FULFILLED and result.subscription is not None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import azure.functions as func
 
@@ -29,7 +30,8 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
     )
 
 
-def error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> func.HttpResponse:
+def error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
+          **extra: Any) -> func.HttpResponse:
     """A JSON error: `error` for programs, `message` saying what is wrong for people."""
     return json_response({"error": code, "message": message, **extra}, status=status, headers=headers)
 
@@ -61,6 +63,7 @@ def when_configured(handler: Callable[..., func.HttpResponse]) -> Callable[..., 
             return handler(*args, **kwargs)
         except SettingsError as exc:
             log.error("cannot serve %s: %s", handler.__name__, exc)
-            return error(503, "misconfigured", "The service is not configured correctly; the operator has been told.", headers={"Retry-After": "60"})
+            return error(503, "misconfigured", "The service is not configured correctly; the operator has been told.",
+                         headers={"Retry-After": "60"})
 
     return guarded

@@ -13,8 +13,8 @@ import re
 import azure.functions as func
 
 from services import bootstrap
-from services.seat_change import Context
 from services.audit import Actor
+from services.seat_change import Context
 from services.web_session import Person
 
 MAX_REQUEST_ID = 100

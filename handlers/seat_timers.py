@@ -7,11 +7,12 @@ import logging
 
 import azure.functions as func
 
+from handlers.blueprint import new_blueprint
 from services import bootstrap, seat_reconciliation
 from services.over_quantity import apply_quantity
 
 log = logging.getLogger(__name__)
-bp = func.Blueprint()
+bp = new_blueprint()
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */10 * * * *", run_on_startup=False)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import azure.functions as func
@@ -23,6 +23,9 @@ from services.i18n import LANGUAGES, choose_language, translator
 from services.redirects import safe_next
 from services.settings import Settings
 from services.web_session import Person, SessionStore, WebSession, cookie_header, cookie_name
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "templates" / "pages"
 LANGUAGE_COOKIE = "smm_lang"
@@ -50,11 +53,12 @@ def content_security_policy(settings: Settings) -> str:
 
 
 @lru_cache(maxsize=1)
-def _environment():
+def _environment() -> Environment:
     # Imported here: pages need Jinja2, the license check's cold start does not.
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(loader=FileSystemLoader(PAGES_DIR), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+    return Environment(loader=FileSystemLoader(PAGES_DIR), autoescape=select_autoescape(["html"]),
+                       trim_blocks=True, lstrip_blocks=True)
 
 
 class NotSignedIn(Exception):
@@ -73,12 +77,13 @@ class WebRequest:
     _expire_cookie: bool = field(default=False, init=False)
 
     @classmethod
-    def of(cls, req: func.HttpRequest) -> "WebRequest":
+    def of(cls, req: func.HttpRequest) -> WebRequest:
         settings = bootstrap.settings()
         store = SessionStore(bootstrap.storage(), settings)
         cookies = _cookies(req)
         session = store.load(cookies.get(cookie_name(settings)))
-        language = choose_language(req.headers.get("Accept-Language"), cookies.get(LANGUAGE_COOKIE), settings.default_language)
+        language = choose_language(req.headers.get("Accept-Language"), cookies.get(LANGUAGE_COOKIE),
+                                   settings.default_language)
         return cls(req=req, settings=settings, store=store, session=session, language=language)
 
     # --- identity -------------------------------------------------------------------------------
@@ -159,7 +164,7 @@ class WebRequest:
     # --- responses ------------------------------------------------------------------------------
 
     def render(self, template: str, status: int = 200, **context: Any) -> func.HttpResponse:
-        flash = ()
+        flash: tuple[tuple[str, str], ...] = ()
         if self.session is not None and self.session.flash:
             flash = self.session.flash
             self.update_session(flash=())
@@ -209,9 +214,12 @@ def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str
         return fields, files
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        if not name:
+        # Typed for the old API's RFC 2231 (charset, language, value) tuple; this policy decodes to a str.
+        if not name or not isinstance(name, str):
             continue
-        content = part.get_payload(decode=True) or b""
+        # Bytes for a leaf part; None for a nested multipart (typed as a union that includes a Message).
+        payload = part.get_payload(decode=True)
+        content = payload if isinstance(payload, bytes) else b""
         filename = part.get_filename()
         if filename is not None:
             files[name] = (filename, content)

@@ -72,6 +72,7 @@ param stripePriceLookupKey string = ''
 param setupReminderMinutes string = ''
 param maxQuantity string = ''
 param graceDays string = ''
+param invitationDays string = ''
 param leaseTtlHours string = ''
 param licenseRateLimitPerMinute string = ''
 
@@ -123,6 +124,7 @@ var operatorSettings = {
   SETUP_REMINDER_MINUTES: setupReminderMinutes
   MAX_QUANTITY: maxQuantity
   GRACE_DAYS: graceDays
+  INVITATION_DAYS: invitationDays
   LEASE_TTL_HOURS: leaseTtlHours
   LICENSE_RATE_LIMIT_PER_MINUTE: licenseRateLimitPerMinute
 }

@@ -1,27 +1,40 @@
 """Who may do what on a subscription (PRODUCT.md capability 4).
 
 The owner holds every permission and alone manages delegates, cancels and transfers ownership.
-Delegated administrators (a later capability) hold the permissions the owner gave them. Every
-route that touches a subscription asks here, through the gate in `handlers/gate.py`.
+Delegated administrators hold the permissions the owner gave them: their row in the subscription's
+partition is read on every request, so a removed delegate or a narrowed grant takes effect at once.
+Every route that touches a subscription asks here, through the gate in `handlers/gate.py`.
+
+Two permissions are never granted themselves but follow from the grantable ones:
+`licenses.read` (the license list: anyone who may assign or view) and `subscription.read` (the
+subscription's own page: anyone who holds any permission on it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
+from adapters.subscription_repository import SubscriptionRepository
 from adapters.table_storage import TableStore
-from services import subscription_store
+from services.delegate import (
+    BILLING_MANAGE,
+    DELEGABLE,
+    LICENSES_ASSIGN,
+    OWNER,
+    QUANTITY_MANAGE,
+    SUBSCRIPTION_VIEW,
+)
 from services.seat import same_tenant
 from services.subscription import Subscription
 from services.web_session import Person
 
-LICENSES_ASSIGN = "licenses.assign"
-SUBSCRIPTION_VIEW = "subscription.view"
-QUANTITY_MANAGE = "quantity.manage"
-BILLING_MANAGE = "billing.manage"
-DELEGABLE = (LICENSES_ASSIGN, SUBSCRIPTION_VIEW, QUANTITY_MANAGE, BILLING_MANAGE)
-OWNER = "owner"  # manage delegates, cancel, transfer ownership
-PERMISSIONS = DELEGABLE + (OWNER,)
+__all__ = ["BILLING_MANAGE", "DELEGABLE", "LICENSES_ASSIGN", "OWNER", "QUANTITY_MANAGE", "SUBSCRIPTION_VIEW",
+           "LICENSES_READ", "SUBSCRIPTION_READ", "PERMISSIONS", "Caller", "Forbidden", "NotVisible", "authorize",
+           "load", "caller_on"]
+
+LICENSES_READ = "licenses.read"
+SUBSCRIPTION_READ = "subscription.read"
+PERMISSIONS = DELEGABLE + (OWNER, LICENSES_READ, SUBSCRIPTION_READ)
 
 # Subscription ids are Table Storage partition keys we minted; anything longer is not one of ours.
 MAX_ID_LENGTH = 100
@@ -40,52 +53,55 @@ class NotVisible(LookupError):
     id is never confirmed to a stranger."""
 
 
-def _owner(subscription: Subscription, person: Person) -> frozenset[str]:
-    # A person is (tid, oid): never an e-mail address alone.
+@dataclass(frozen=True)
+class Caller(Person):
+    """A person with what they hold on one subscription (for this request only: never cached)."""
+
+    role: str | None = None  # "owner" | "delegate" | None
+    permissions: frozenset[str] = frozenset()
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+def _effective(granted: frozenset[str]) -> frozenset[str]:
+    held = set(granted)
+    if held & {LICENSES_ASSIGN, SUBSCRIPTION_VIEW}:
+        held.add(LICENSES_READ)
+    if held:
+        held.add(SUBSCRIPTION_READ)
+    return frozenset(held)
+
+
+def caller_on(storage: TableStore, subscription: Subscription, person: Person) -> Caller:
+    """What `person` holds on `subscription`: everything as its owner (a person is (tid, oid), never an
+    address alone), the delegated permissions as a delegate, else nothing."""
+    identity = {"tid": person.tid, "oid": person.oid, "name": person.name, "email": person.email,
+                "sign_in_names": person.sign_in_names}
     if person.oid == subscription.owner_oid and same_tenant(person.tid, subscription.owner_tid):
-        return frozenset(PERMISSIONS)
-    return frozenset()
+        return Caller(**identity, role="owner", permissions=_effective(frozenset(DELEGABLE + (OWNER,))))
+    delegate = SubscriptionRepository(storage).delegate(subscription.id, person.tid, person.oid)
+    if delegate is not None and delegate.is_person(person.tid, person.oid):
+        return Caller(**identity, role="delegate", permissions=_effective(delegate.permissions & set(DELEGABLE)))
+    return Caller(**identity)
 
 
-# Who holds permissions on a subscription: each source names the permissions it gives `person`.
-# Today only the owner; delegation adds its delegates here, nothing else changes.
-HOLDERS: tuple[Callable[[Subscription, Person], frozenset[str]], ...] = (_owner,)
-
-
-def permissions(subscription: Subscription, person: Person) -> frozenset[str]:
-    held: frozenset[str] = frozenset()
-    for source in HOLDERS:
-        held |= source(subscription, person)
-    return held
-
-
-def can(subscription: Subscription, person: Person | None, permission: str) -> bool:
-    return person is not None and permission in permissions(subscription, person)
-
-
-def visible(subscription: Subscription, person: Person) -> bool:
-    """May `person` know that this subscription exists? Anyone who holds a permission on it (viewing
-    is implied by every other permission); a refusal then is 403, not 404."""
-    return bool(permissions(subscription, person))
-
-
-def require(subscription: Subscription, person: Person, permission: str) -> None:
-    if not can(subscription, person, permission):
-        raise Forbidden(permission)
-
-
-def authorize(subscription: Subscription | None, person: Person, permission: str) -> Subscription:
-    """The subscription if `person` holds `permission` on it; NotVisible (404) for an unknown or an
-    invisible one alike, Forbidden (403) for one they may see without holding `permission`."""
-    if subscription is None or not visible(subscription, person):
+def authorize(storage: TableStore, subscription: Subscription | None, person: Person,
+              permission: str) -> tuple[Caller, Subscription]:
+    """The caller and the subscription if `person` holds `permission` on it; NotVisible (404) for an
+    unknown or an invisible one alike, Forbidden (403) for one they may see without holding it."""
+    if subscription is None:
         raise NotVisible()
-    require(subscription, person, permission)
-    return subscription
+    caller = caller_on(storage, subscription, person)
+    if not caller.permissions:
+        raise NotVisible()
+    if not caller.can(permission):
+        raise Forbidden(permission)
+    return caller, subscription
 
 
 def load(storage: TableStore, subscription_id: str) -> Subscription | None:
     """The subscription with that id, None for ids that cannot be ours (not looked up)."""
     if not subscription_id or len(subscription_id) > MAX_ID_LENGTH:
         return None
-    return subscription_store.load(storage, subscription_id)
-
+    return SubscriptionRepository(storage).load(subscription_id)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.lookup_repository import LookupRepository
+from adapters.stripe_gateway import StripeGateway, StripeNotFound, as_dict
 from adapters.table_storage import STRIPE_EVENTS_QUEUE, TableStore
 from services import observability, subscription_store
 from services.audit import Actor, AuditEntry
@@ -22,7 +23,6 @@ from services.fulfilment import fulfil
 from services.mail import compose, enqueue
 from services.over_quantity import apply_quantity
 from services.settings import Settings
-from adapters.stripe_gateway import StripeGateway, StripeNotFound, as_dict
 from services.subscription import StripeSubscriptionState, Subscription
 from services.unit_of_work import UnitOfWork
 
@@ -172,7 +172,8 @@ def _invoice_payment_failed(event: dict[str, Any], billing: Billing) -> str:
         datetime.now(UTC) + timedelta(days=billing.settings.grace_days)
     )
     # One mail per failed invoice event; a redelivered event has the same id and is not mailed twice.
-    _mail_owner(billing, after, "payment_failed", f"payment-failed-{event['id']}", grace_until=grace_until.date().isoformat())
+    _mail_owner(billing, after, "payment_failed", f"payment-failed-{event['id']}",
+                grace_until=grace_until.date().isoformat())
     return f"status {after.status}; owner mailed"
 
 

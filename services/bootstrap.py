@@ -15,8 +15,8 @@ from services.settings import Settings, get_settings
 from services.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
-    from adapters.table_storage import TableStore
     from adapters.stripe_gateway import StripeGateway
+    from adapters.table_storage import TableStore
 
 _lock = threading.Lock()
 _override: TableStore | None = None

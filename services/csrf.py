@@ -10,7 +10,8 @@ class CsrfRejected(PermissionError):
     pass
 
 
-def check(*, expected_token: str | None, sent_token: str | None, origin: str | None, fetch_site: str | None, base_url: str) -> None:
+def check(*, expected_token: str | None, sent_token: str | None, origin: str | None, fetch_site: str | None,
+          base_url: str) -> None:
     """Refuse a state-changing request unless it carries the session's token from our own origin.
 
     Browsers send `Sec-Fetch-Site` and usually `Origin` on POSTs; when they do, they must say the

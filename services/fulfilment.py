@@ -11,22 +11,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from adapters.lookup_repository import LookupRepository
+from adapters.stripe_gateway import StripeGateway, StripeNotFound, as_dict
 from adapters.subscription_repository import PartitionRow
 from adapters.table_storage import TableStore
 from services import subscription_store
 from services.audit import Actor, AuditEntry
 from services.seat import Seat
-from adapters.stripe_gateway import StripeGateway, StripeNotFound, as_dict
 from services.subscription import StripeSubscriptionState, Subscription
 
 log = logging.getLogger(__name__)
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     FULFILLED = "fulfilled"
     PENDING_PAYMENT = "pending_payment"  # delayed method (SEPA...): wait for async_payment_succeeded
     NOT_COMPLETE = "not_complete"  # open or expired: the buyer did not pay
@@ -87,7 +87,8 @@ def fulfil(
     state = StripeSubscriptionState.from_stripe(stripe_sub)
     subscription = _new_subscription(session_id, session, metadata, state)
 
-    actor = Actor(tid=subscription.owner_tid, oid=subscription.owner_oid, email=subscription.owner_email, name=subscription.owner_name)
+    actor = Actor(tid=subscription.owner_tid, oid=subscription.owner_oid, email=subscription.owner_email,
+                  name=subscription.owner_name)
     rows: list[PartitionRow] = [
         AuditEntry(actor, "subscription.purchased", after={"quantity": state.quantity, "kind": subscription.kind})
     ]
@@ -109,7 +110,8 @@ def fulfil(
     return Fulfilment(Outcome.FULFILLED, stored, created=created)
 
 
-def _new_subscription(session_id: str, session: dict[str, Any], metadata: dict[str, str], state: StripeSubscriptionState) -> Subscription:
+def _new_subscription(session_id: str, session: dict[str, Any], metadata: dict[str, str],
+                      state: StripeSubscriptionState) -> Subscription:
     kind = "individual" if metadata.get("kind") == "individual" else "organisation"
     now = datetime.now(UTC)
     individual = kind == "individual"

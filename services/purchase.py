@@ -6,9 +6,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from adapters.stripe_gateway import SeatPrice, StripeGateway, StripeUnavailable
 from services.fulfilment import buyer_reference
 from services.settings import Settings
-from adapters.stripe_gateway import SeatPrice, StripeGateway, StripeUnavailable
 from services.web_session import Person
 
 if TYPE_CHECKING:

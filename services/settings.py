@@ -96,6 +96,7 @@ class Settings(BaseModel):
     setup_reminder_minutes: int = Field(30, alias="SETUP_REMINDER_MINUTES", ge=0)
     max_quantity: int = Field(10_000, alias="MAX_QUANTITY", ge=1, le=10_000)
     grace_days: int = Field(14, alias="GRACE_DAYS", ge=0)
+    invitation_days: int = Field(7, alias="INVITATION_DAYS", ge=1, le=30)
 
     # --- license check -----------------------------------------------------------------------------
     # PEM private keys (EC P-256), newest first, separated by blank lines; the first signs new

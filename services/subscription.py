@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from adapters.stripe_gateway import as_dict
 
 log = logging.getLogger(__name__)
 
-class LicenseState(str, Enum):
+class LicenseState(StrEnum):
     """What a subscription's Stripe status means for its licenses."""
 
     ACTIVE = "ACTIVE"

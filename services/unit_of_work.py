@@ -30,6 +30,7 @@ from typing import Generic, TypeVar
 from adapters.lookup_repository import LookupRepository
 from adapters.subscription_repository import PartitionWrites, SubscriptionRepository
 from adapters.table_storage import ConcurrencyConflict, TableStore
+from services.delegate import InvitationLookup
 from services.mail import MailMessage, enqueue
 from services.seat import LicenseLookup
 from services.subscription import Subscription
@@ -65,16 +66,25 @@ class SeatLookupsGone:
     bound_oid: str
 
 
+@dataclass(frozen=True)
+class PersonRole:
+    """A person's row naming a subscription they own or administer; `role` None deletes it."""
+
+    tid: str
+    oid: str
+    subscription_id: str
+    role: str | None
+
+
 @dataclass
 class AfterCommit:
     """Follow-up work outside the partition, idempotent, run once the transaction has committed."""
 
     put_licenses: list[LicenseLookup] = field(default_factory=list)
     delete_licenses: list[SeatLookupsGone] = field(default_factory=list)
+    people: list[PersonRole] = field(default_factory=list)
+    invitation_lookups: list[InvitationLookup] = field(default_factory=list)
     mails: list[MailMessage] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.put_licenses or self.delete_licenses or self.mails)
 
 
 @dataclass
@@ -122,6 +132,11 @@ class UnitOfWork:
         work += [partial(self.lookups.delete_licenses_of_seat, gone.subscription_id, gone.email, gone.bound_oid)
                  for gone in after.delete_licenses]
         work += [partial(self.lookups.put_license, lookup) for lookup in after.put_licenses]
+        work += [partial(self.lookups.put_person_subscription, p.tid, p.oid, p.subscription_id, p.role)
+                 if p.role else partial(self.lookups.delete_person_subscription, p.tid, p.oid, p.subscription_id)
+                 for p in after.people]
+        work += [partial(self.lookups.delete_invitation, i.token_hash) if i.gone
+                 else partial(self.lookups.put_invitation, i) for i in after.invitation_lookups]
         work += [partial(enqueue, self.store, mail) for mail in after.mails]
         if len(work) <= _SEQUENTIAL_UP_TO:
             for item in work:

@@ -47,6 +47,9 @@ class Person:
     oid: str
     name: str
     email: str
+    # Every sign-in name the token carried (preferred_username, upn, email, unique_name), lower-cased:
+    # what an invitation's address is matched against, like a seat's (PRODUCT.md section 3).
+    sign_in_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,8 @@ class SessionStore:
         }
         if session.person:
             entity.update(
-                Tid=session.person.tid, Oid=session.person.oid, Name=session.person.name, Email=session.person.email
+                Tid=session.person.tid, Oid=session.person.oid, Name=session.person.name, Email=session.person.email,
+                SignInNames="\n".join(session.person.sign_in_names),
             )
         self._storage.upsert(SESSIONS, entity)
 
@@ -154,7 +158,8 @@ def _from_entity(session_id: str, entity: dict[str, Any]) -> WebSession:
     person = None
     if entity.get("Oid"):
         person = Person(
-            tid=entity["Tid"], oid=entity["Oid"], name=entity.get("Name", ""), email=entity.get("Email", "")
+            tid=entity["Tid"], oid=entity["Oid"], name=entity.get("Name", ""), email=entity.get("Email", ""),
+            sign_in_names=tuple(n for n in str(entity.get("SignInNames") or "").split("\n") if n),
         )
     return WebSession(
         id=session_id,

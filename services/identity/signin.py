@@ -67,4 +67,5 @@ def finish(settings: Settings, flow: dict[str, Any], query: dict[str, str]) -> P
         log.warning("ID token refused: %s", exc.reason)
         raise SignInFailed(f"the sign-in token was not accepted ({exc.description})") from None
     email = principal.email or principal.preferred_username or principal.upn or ""
-    return Person(tid=principal.tid, oid=principal.oid, name=principal.name or email, email=email.lower())
+    return Person(tid=principal.tid, oid=principal.oid, name=principal.name or email, email=email.lower(),
+                  sign_in_names=tuple(sorted(principal.sign_in_addresses())))

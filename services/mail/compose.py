@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from services.delegate import Invitation, ordered
+from services.i18n import translator
 from services.links import setup_url, subscription_url
 from services.mail.message import Language, MailMessage
 from services.seat import Seat
@@ -59,6 +61,25 @@ def to_owner(settings: Settings, subscription: Subscription, template: str, mail
         "params": {"quantity": subscription.quantity,
                    "subscription_url": subscription_url(settings, subscription.id), **params},
     })
+
+
+def invitation(settings: Settings, subscription: Subscription, invitation: Invitation, link: str) -> MailMessage:
+    """The one-time link for a delegated administrator or a new owner. Language: the subscription's (a
+    person we do not know yet has told us no language of their own)."""
+    language = _language(subscription)
+    t = translator(language)
+    inviter = invitation.invited_by.name or invitation.invited_by.email or subscription.owner_name
+    return MailMessage(
+        # One mail per token: a resend (new token) mails again, a retried request does not.
+        id="invitation-" + _digest(invitation.token_hash),
+        template="invitation",
+        to=invitation.email,
+        language=language,
+        params={"inviter": inviter, "organisation": subscription.owner_name or subscription.owner_email,
+                "kind": invitation.kind, "link": link,
+                "permissions": [t(f"permission.{p}") for p in ordered(invitation.permissions)],
+                "expires": invitation.expires_at.strftime("%Y-%m-%d %H:%M UTC")},
+    )
 
 
 def subscription_ready(settings: Settings, subscription: Subscription) -> MailMessage:

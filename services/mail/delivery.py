@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from adapters.mail_senders import MailSender
 from adapters.table_storage import SENT_MAIL, ConcurrencyConflict, Row, TableStore
 from services.mail.message import MailMessage
 from services.mail.render import render
-from adapters.mail_senders import MailSender
 from services.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ Template = Literal[
     "trial_ending",
     "over_quantity",
     "test",
+    "invitation",
 ]
 Language = Literal["en", "de"]
 

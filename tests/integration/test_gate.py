@@ -16,13 +16,17 @@ import azure.functions as func
 import pytest
 
 from handlers import licenses_api, licenses_pages
-from services import access, bootstrap, subscription_store
+from services import access, bootstrap, delegation, subscription_store
+from services.audit import Actor
+from services.delegate import Acceptor
+from services.unit_of_work import UnitOfWork
 from services.web_session import Person, SessionStore, cookie_name
 from tests.builders import purchased_subscription
 from tests.licenses_support import call, idp_person, token_for
 
 OWNER = "admin@contoso.example"
 STRANGER = "eve@fabrikam.example"
+VIEWER = "bob@contoso.example"  # a delegate with subscription.view only (the 403 tests)
 
 API_ROUTES = [
     ("GET", "/api/v1/subscriptions/{id}/licenses", None),
@@ -164,16 +168,20 @@ def app_settings(stack, monkeypatch):
 
 
 @pytest.fixture
-def viewer(stack, monkeypatch) -> Person:
-    """A person who holds subscription.view on every subscription, and nothing else."""
-    person = idp_person(stack, STRANGER)
+def viewed(stack, owner):
+    """A subscription of its own on which STRANGER is a real delegate holding subscription.view only."""
+    return purchased_subscription(stack, owner, quantity=3)
 
-    def views(subscription, someone: Person) -> frozenset[str]:
-        if (someone.tid, someone.oid) == (person.tid, person.oid):
-            return frozenset({access.SUBSCRIPTION_VIEW})
-        return frozenset()
 
-    monkeypatch.setattr(access, "HOLDERS", access.HOLDERS + (views,))
+@pytest.fixture
+def viewer(stack, owner, viewed) -> Person:
+    """The delegate with subscription.view on `viewed`: invited by the owner, accepted as themselves."""
+    person = idp_person(stack, VIEWER)
+    uow = UnitOfWork(stack.storage())
+    inviter = Actor(owner.tid, owner.oid, owner.email, owner.name)
+    issued = delegation.invite(uow, stack.settings, inviter, viewed.id, VIEWER, frozenset({access.SUBSCRIPTION_VIEW}))
+    delegation.accept(uow, issued.token, Acceptor(person.tid, person.oid, person.name, person.email,
+                                                  frozenset({VIEWER})))
     return person
 
 
@@ -182,8 +190,9 @@ def _request(stack, method: str, path: str, subscription_id: str, headers: dict,
                             route_params={"subscription_id": subscription_id}, body=body)
 
 
-def test_api_answers_403_to_someone_who_may_see_but_not_assign(stack, subscription, app_settings, viewer):
-    headers = {"Authorization": f"Bearer {token_for(stack, STRANGER)}", "Content-Type": "application/json"}
+def test_api_answers_403_to_someone_who_may_see_but_not_assign(stack, viewed, app_settings, viewer):
+    subscription = viewed
+    headers = {"Authorization": f"Bearer {token_for(stack, VIEWER)}", "Content-Type": "application/json"}
     path = f"/api/v1/subscriptions/{subscription.id}/licenses"
     listed = licenses_api.api_list_licenses(_request(stack, "GET", path, subscription.id, headers))
     assert listed.status_code == 200
@@ -198,7 +207,8 @@ def test_api_answers_403_to_someone_who_may_see_but_not_assign(stack, subscripti
     assert subscription_store.load(stack.storage(), subscription.id).assigned_count == 0
 
 
-def test_page_answers_403_to_someone_who_may_see_but_not_assign(stack, subscription, app_settings, viewer):
+def test_page_answers_403_to_someone_who_may_see_but_not_assign(stack, viewed, app_settings, viewer):
+    subscription = viewed
     cookie, csrf = session_cookie(stack, viewer)
     path = f"/api/subscriptions/{subscription.id}/licenses"
     shown = licenses_pages.licenses_page(_request(stack, "GET", path, subscription.id, {"Cookie": cookie}))

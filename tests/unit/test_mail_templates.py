@@ -16,6 +16,11 @@ SAMPLE_PARAMS = {
     "trial_end": "2026-12-01",
     "over": 2,
     "assigned": 12,
+    "inviter": "Olivia Owner",
+    "kind": "delegate",
+    "link": "http://localhost:7071/api/invitations/tok",
+    "permissions": ["Assign/revoke licenses"],
+    "expires": "2026-12-05 10:00 UTC",
 }
 
 
@@ -31,7 +36,8 @@ def test_every_english_file_has_a_german_twin_and_back():
 @pytest.mark.parametrize("language", get_args(Language))
 def test_template_renders_with_support_contact(template, language):
     mail = render(
-        MailMessage(id=f"test-{template}-{language}", template=template, to="alice@contoso.example", language=language, params=SAMPLE_PARAMS),
+        MailMessage(id=f"test-{template}-{language}", template=template, to="alice@contoso.example", language=language,
+                    params=SAMPLE_PARAMS),
         support_email="help@securemailmerge.example",
         base_url="http://localhost:7071",
     )
@@ -44,7 +50,8 @@ def test_template_renders_with_support_contact(template, language):
 
 def test_html_escapes_parameters():
     mail = render(
-        MailMessage(id="escape-test", template="welcome", to="a@b.example", params={"organisation": "<script>x</script>"}),
+        MailMessage(id="escape-test", template="welcome", to="a@b.example",
+                    params={"organisation": "<script>x</script>"}),
         support_email="s@x.example",
         base_url="http://localhost:7071",
     )
