@@ -105,4 +105,5 @@ def always_fails(msg: func.QueueMessage) -> None:
 
 @bp.timer_trigger(arg_name="timer", schedule="* * * * * *", run_on_startup=False)
 def every_second(timer: func.TimerRequest) -> None:
-    _record("timer.log", json.dumps({"past_due": timer.past_due, "at": time.time()}))
+    _record("timer.log", json.dumps({"past_due": timer.past_due, "at": time.time(),
+                                     "next": timer.schedule_status["Next"]}))
