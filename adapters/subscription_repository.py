@@ -16,7 +16,7 @@ from typing import Any
 from adapters import keys
 from adapters.table_storage import SUBSCRIPTIONS, Op, Row, TableStore
 from services.audit import Actor, AuditEntry
-from services.delegate import Delegate, Invitation
+from services.delegate import Delegate, FormerOwner, Invitation, InvitationKind
 from services.seat import Reservation, Seat
 from services.subscription import Subscription
 
@@ -345,7 +345,7 @@ def delegate_from_row(row: Row) -> Delegate:
         email=row.get("Email", ""),
         name=row.get("Name", ""),
         permissions=frozenset(p for p in str(row.get("Permissions", "")).split(",") if p),
-        added_at=row.get("AddedAt") or datetime.now(timezone.utc),
+        added_at=row.get("AddedAt") or datetime.now(UTC),
         added_by=row.get("AddedBy", ""),
         etag=row.etag,
     )
@@ -371,16 +371,16 @@ def invitation_entity(subscription_id: str, invitation: Invitation) -> dict[str,
 
 
 def invitation_from_row(row: Row) -> Invitation:
-    kind = "owner" if row.get("Kind") == "owner" else "delegate"
-    former = "leave" if row.get("FormerOwner") == "leave" else "delegate"
+    kind: InvitationKind = "owner" if row.get("Kind") == "owner" else "delegate"
+    former: FormerOwner = "leave" if row.get("FormerOwner") == "leave" else "delegate"
     return Invitation(
         email=row.get("Email", ""),
         token_hash=row.get("TokenHash", ""),
         kind=kind,
         invited_by=Actor(row.get("InvitedByTid", ""), row.get("InvitedByOid", ""), row.get("InvitedByEmail", ""),
                          row.get("InvitedByName", "")),
-        created_at=row.get("CreatedAt") or datetime.now(timezone.utc),
-        expires_at=row.get("ExpiresAt") or datetime.now(timezone.utc),
+        created_at=row.get("CreatedAt") or datetime.now(UTC),
+        expires_at=row.get("ExpiresAt") or datetime.now(UTC),
         permissions=frozenset(p for p in str(row.get("Permissions", "")).split(",") if p),
         former_owner=former,
         billing_email_follows=bool(row.get("BillingEmailFollows")),

@@ -39,7 +39,8 @@ def _port(url: str, default: int) -> int:
 
 def _storage_ports(connection_string: str) -> tuple[int, int, int]:
     parts = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
-    return tuple(_port(parts[f"{kind}Endpoint"], default) for kind, default in (("Blob", 10000), ("Queue", 10001), ("Table", 10002)))
+    return (_port(parts["BlobEndpoint"], 10000), _port(parts["QueueEndpoint"], 10001),
+            _port(parts["TableEndpoint"], 10002))
 
 
 def main() -> int:
@@ -80,7 +81,8 @@ def main() -> int:
         ensure_catalog(client_for(settings.stripe_secret_key, stripe.url))
 
         host = subprocess.Popen(
-            [sys.executable, "-m", "local_host", "--app-dir", str(ROOT), "--port", str(_port(settings.public_base_url, 7071))],
+            [sys.executable, "-m", "local_host", "--app-dir", str(ROOT),
+             "--port", str(_port(settings.public_base_url, 7071))],
             cwd=ROOT,
             # The machine's own REQUESTS_CA_BUNDLE would win over local.settings.json and override
             # MSAL's verify=: the app must trust the identity provider's certificate (plus the public CAs).

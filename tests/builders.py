@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-from services.fulfilment import fulfil
-from services.purchase import start_checkout
 from adapters.stripe_gateway import StripeGateway
+from services.fulfilment import fulfil
+from services.purchase import Kind, start_checkout
 from services.subscription import Subscription
 from services.web_session import Person
 
@@ -19,9 +19,10 @@ def person(email: str, tid: str = CONTOSO, oid: str | None = None, name: str | N
     return Person(tid=tid, oid=oid or str(uuid.uuid4()), name=name or email.split("@")[0].title(), email=email)
 
 
-def checkout(stack, buyer: Person, quantity: int = 5, kind: str = "organisation", language: str = "en") -> str:
+def checkout(stack, buyer: Person, quantity: int = 5, kind: Kind = "organisation", language: str = "en") -> str:
     """A Checkout session for `buyer`, not yet paid; returns its id."""
-    url = start_checkout(StripeGateway(stack.settings), stack.settings, buyer, quantity, kind, language, attempt=uuid.uuid4().hex)
+    url = start_checkout(StripeGateway(stack.settings), stack.settings, buyer, quantity, kind, language,
+                         attempt=uuid.uuid4().hex)
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -29,10 +30,12 @@ def pay(stack, session_id: str, outcome: str = "paid") -> dict:
     return stack.emulator_control(f"checkout/{session_id}/pay", {"outcome": outcome})
 
 
-def purchased_subscription(stack, buyer: Person, quantity: int = 5, kind: str = "organisation", language: str = "en") -> Subscription:
+def purchased_subscription(stack, buyer: Person, quantity: int = 5, kind: Kind = "organisation",
+                           language: str = "en") -> Subscription:
     """Buy and fulfil: what exists after the buyer paid and came back through the redirect."""
     session_id = checkout(stack, buyer, quantity, kind, language)
     pay(stack, session_id)
-    result = fulfil(session_id, storage=stack.storage(), stripe=StripeGateway(stack.settings), buyer=(buyer.tid, buyer.oid))
+    result = fulfil(session_id, storage=stack.storage(), stripe=StripeGateway(stack.settings),
+                    buyer=(buyer.tid, buyer.oid))
     assert result.subscription is not None, result.outcome
     return result.subscription

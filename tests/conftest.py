@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
+from adapters.table_storage import STRIPE_EVENTS_QUEUE, Storage
 from local_host import launch as launch_host
 from local_host.azurite import Azurite, start_azurite
 from services.settings import Settings, load_settings
-from adapters.table_storage import STRIPE_EVENTS_QUEUE, Storage
 from tests.factories import LOCAL_CLIENT_ID, local_values
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -94,10 +95,12 @@ class Stack:
         """Wait until the emulator has delivered its webhooks and the app has applied them."""
         self.emulator_control("webhooks/wait", {"timeout": timeout})
         storage = self.storage()
-        wait_for(lambda: storage.queue_depth(STRIPE_EVENTS_QUEUE) == 0, timeout=timeout, message="stripe-events drained")
+        wait_for(lambda: storage.queue_depth(STRIPE_EVENTS_QUEUE) == 0, timeout=timeout,
+                 message="stripe-events drained")
 
 
-def app_values(azurite: Azurite, identity_provider, stripe_emulator, outbox_dir: Path, base_url: str, **overrides: Any) -> dict[str, str]:
+def app_values(azurite: Azurite, identity_provider, stripe_emulator, outbox_dir: Path, base_url: str,
+               **overrides: Any) -> dict[str, str]:
     """Every setting the app reads, pointed at the test stack; unset ones are '' so that a
     developer's local.settings.json cannot leak into the tests."""
     values = {alias: "" for alias in _aliases()}
@@ -145,12 +148,14 @@ def stack(azurite, identity_provider, stripe_emulator, tmp_path_factory):
         outbox_dir=outbox_dir,
         host=host,
     )
-    running.emulator_control("config", {"webhook_url": f"{base_url}/api/stripe/webhook", "webhook_secret": WEBHOOK_SECRET})
+    running.emulator_control("config", {"webhook_url": f"{base_url}/api/stripe/webhook",
+                                        "webhook_secret": WEBHOOK_SECRET})
     yield running
     host.stop()
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 20, interval: float = 0.1, message: str = "condition") -> Any:
+def wait_for(condition: Callable[[], Any], timeout: float = 20, interval: float = 0.1,
+             message: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = condition()

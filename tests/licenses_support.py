@@ -23,8 +23,8 @@ def idp_person(stack, email: str) -> Person:
 
 
 def token_for(stack, email: str) -> str:
-    return issue_token(stack.identity_provider.url, email, audience=stack.settings.api_audiences[0], scope="access_as_user",
-                       verify=str(stack.identity_provider.ca_bundle))
+    return issue_token(stack.identity_provider.url, email, audience=stack.settings.api_audiences[0],
+                       scope="access_as_user", verify=str(stack.identity_provider.ca_bundle))
 
 
 def context(stack, storage=None, person: Person | None = None) -> Context:
@@ -34,11 +34,13 @@ def context(stack, storage=None, person: Person | None = None) -> Context:
 
 
 def call(base_url: str, method: str, path: str, token: str | None = None, body: Any = None,
-         content_type: str = "application/json", headers: dict | None = None, timeout: float = 60) -> tuple[int, Any, dict]:
+         content_type: str = "application/json", headers: dict | None = None,
+         timeout: float = 60) -> tuple[int, Any, dict]:
     """(status, parsed JSON or text, headers) of one API call."""
     data = None
     if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode() if content_type == "application/json" else body.encode()
+        data = (body if isinstance(body, bytes) else json.dumps(body).encode() if content_type == "application/json"
+                else body.encode())
     request = urllib.request.Request(base_url + path, data=data, method=method)
     if data is not None:
         request.add_header("Content-Type", content_type)

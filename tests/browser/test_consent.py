@@ -2,8 +2,8 @@
 callback that records it, and the failure paths explained in words an administrator understands."""
 
 import pytest
-from playwright.sync_api import expect
 import requests
+from playwright.sync_api import expect
 
 from services import consent
 from tests.browser.conftest import sign_in
@@ -52,7 +52,8 @@ def test_callback_with_foreign_state_or_tenant_is_refused(page, stack):
 
 
 def test_explanations_for_entra_errors():
-    assert consent.explain("access_denied", "AADSTS90094: The grant requires admin permission.") == "consent.error.needs_admin"
+    assert consent.explain("access_denied",
+                           "AADSTS90094: The grant requires admin permission.") == "consent.error.needs_admin"
     assert consent.explain("invalid_request", "AADSTS65001: not consented") == "consent.error.not_granted"
     assert consent.explain("access_denied", "") == "consent.error.declined"
     assert consent.explain("server_error", "something else") == "consent.error.other"

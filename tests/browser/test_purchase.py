@@ -6,8 +6,8 @@ from playwright.sync_api import expect
 
 from services import subscription_store
 from tests.browser.conftest import sign_in
-from tests.licenses_support import idp_person
 from tests.conftest import wait_for
+from tests.licenses_support import idp_person
 
 pytestmark = pytest.mark.browser
 
@@ -44,9 +44,11 @@ def test_buy_12_licenses_and_land_on_the_setup_page(page, stack):
     # The dashboard lists it, and the webhook that arrives as well does not create a second one.
     page.goto(f"{stack.url}/api/dashboard")
     expect(page.get_by_role("cell", name="0 / 12")).to_be_visible()
-    wait_for(lambda: stack.storage().get("StripeIndex", "session", stored.checkout_session_id), message="webhook applied")
+    wait_for(lambda: stack.storage().get("StripeIndex", "session", stored.checkout_session_id),
+             message="webhook applied")
     assert len(subscription_store.for_user(stack.storage(), admin.tid, admin.oid)) >= 1
-    assert [s.id for s, _ in subscription_store.for_user(stack.storage(), admin.tid, admin.oid)].count(subscription_id) == 1
+    subscriptions = subscription_store.for_user(stack.storage(), admin.tid, admin.oid)
+    assert [s.id for s, _ in subscriptions].count(subscription_id) == 1
 
 
 def test_out_of_range_quantity_is_explained(page, stack):

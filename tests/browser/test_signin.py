@@ -4,8 +4,8 @@ import re
 import urllib.parse
 
 import pytest
-from playwright.sync_api import expect
 import requests
+from playwright.sync_api import expect
 
 from tests.browser.conftest import sign_in
 
@@ -86,7 +86,8 @@ def test_replayed_code_fails_cleanly(page, stack):
 def test_signout_needs_a_csrf_token(page, stack):
     sign_in(page, stack, "alice@contoso.example")
     cookie = {c["name"]: c["value"] for c in page.context.cookies()}["smm_session"]
-    refused = requests.post(f"{stack.url}/api/signout", cookies={"smm_session": cookie}, data={"csrf_token": "wrong"}, timeout=10)
+    refused = requests.post(f"{stack.url}/api/signout", cookies={"smm_session": cookie}, data={"csrf_token": "wrong"},
+                            timeout=10)
     assert refused.status_code == 403
     cross_site = requests.post(
         f"{stack.url}/api/signout",
@@ -99,7 +100,8 @@ def test_signout_needs_a_csrf_token(page, stack):
     # Still signed in.
     page.goto(f"{stack.url}/api/dashboard")
     expect(page.get_by_role("heading", name="My subscriptions")).to_be_visible()
-@pytest.mark.parametrize("target", ["https://evil.example", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"])
+@pytest.mark.parametrize("target", ["https://evil.example", "//evil.example/x", "/\\evil.example",
+                                    "javascript:alert(1)"])
 def test_external_next_is_ignored(page, stack, target):
     page.goto(f"{stack.url}/api/signin?next={urllib.parse.quote(target, safe='')}")
     page.locator("button[name=select_user]", has_text="alice@contoso.example").first.click()

@@ -6,9 +6,10 @@ quoted object keys keep their quotes, which `key()` removes.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, cast
 
 from pycep import BicepParser
 
@@ -19,10 +20,12 @@ def bicep_files() -> list[Path]:
     return sorted(INFRA.rglob("*.bicep"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def template(name: str) -> dict[str, Any]:
     """The parsed template `infra/<name>.bicep`."""
-    return BicepParser().parse(file_path=INFRA / f"{name}.bicep")
+    # Typed by pycep as its BicepJson TypedDict (required keys, per-section shapes); read here as the plain
+    # JSON-like dict it is, by whichever section a helper asks for.
+    return cast(dict[str, Any], BicepParser().parse(file_path=INFRA / f"{name}.bicep"))
 
 
 def key(raw: str) -> str:

@@ -164,7 +164,8 @@ def test_template_never_writes_secret_values():
         parsed = BicepParser().parse(file_path=path)
         types = {r["type"].lower() for r in parsed.get("resources", {}).values()}
         assert "microsoft.keyvault/vaults/secrets" not in types, path.name
-        secure = [p for p, spec in parsed.get("parameters", {}).items() if any(d["type"] == "secure" for d in spec["decorators"])]
+        secure = [p for p, spec in parsed.get("parameters", {}).items()
+                  if any(d["type"] == "secure" for d in spec["decorators"])]
         assert not secure, f"{path.name}: secrets go to Key Vault directly, not through parameters: {secure}"
 
 

@@ -60,13 +60,13 @@ def test_operator_parameters_use_the_setting_name_as_azd_variable():
     given = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
     for alias, param in variable("main", "operatorSettings").items():
         assert param in given, f"{alias}: parameter {param} missing from main.parameters.json"
-        assert re.fullmatch(r"\$\{%s(=[^}]*)?\}" % re.escape(alias), given[param]["value"]), (alias, given[param])
+        assert re.fullmatch(r"\$\{" + re.escape(alias) + r"(=[^}]*)?\}", given[param]["value"]), (alias, given[param])
 
 
 def test_secrets_of_the_code_are_key_vault_rows():
     secret_aliases = {
-        field.alias
-        for field in Settings.model_fields.values()
+        field.alias or name
+        for name, field in Settings.model_fields.items()
         if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
     }
     rows = _doc_rows()

@@ -13,10 +13,10 @@ import requests
 import stripe
 
 from adapters import keys
+from adapters.stripe_gateway import StripeGateway
 from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, STRIPE_EVENTS
 from services import subscription_store
 from services.billing_events import Billing, apply, invoice_subscription_id, reconcile
-from adapters.stripe_gateway import StripeGateway
 from services.subscription import LicenseState, StripeSubscriptionState
 from tests.builders import checkout, pay, person, purchased_subscription
 from tests.conftest import STRIPE_KEY, WEBHOOK_SECRET, wait_for
@@ -40,7 +40,8 @@ def signed(body: bytes, secret: str = WEBHOOK_SECRET, at: int | None = None) -> 
 
 
 def event_body(event_type: str, obj: dict, event_id: str) -> bytes:
-    return json.dumps({"id": event_id, "object": "event", "type": event_type, "created": int(time.time()), "data": {"object": obj}}).encode()
+    return json.dumps({"id": event_id, "object": "event", "type": event_type, "created": int(time.time()),
+                       "data": {"object": obj}}).encode()
 
 
 def load(stack, subscription_id):
@@ -61,7 +62,8 @@ def load(stack, subscription_id):
 )
 def test_bad_signatures_are_rejected_and_change_nothing(stack, headers_for):
     subscription = purchased_subscription(stack, person("sig@contoso.example"))
-    body = event_body("customer.subscription.deleted", {"id": subscription.id, "object": "subscription"}, "evt_forged_1")
+    body = event_body("customer.subscription.deleted", {"id": subscription.id, "object": "subscription"},
+                      "evt_forged_1")
     response = requests.post(f"{stack.url}/api/stripe/webhook", data=body, headers=headers_for(body), timeout=10)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_webhook"
@@ -87,7 +89,8 @@ def test_each_configured_secret_is_accepted_during_rotation(stack):
 
 def test_unknown_event_types_are_acknowledged(stack):
     body = event_body("radar.early_fraud_warning.created", {"id": "issfr_1"}, "evt_unknown_type")
-    assert requests.post(f"{stack.url}/api/stripe/webhook", data=body, headers=signed(body), timeout=10).status_code == 200
+    response = requests.post(f"{stack.url}/api/stripe/webhook", data=body, headers=signed(body), timeout=10)
+    assert response.status_code == 200
     wait_for(lambda: stack.storage().get("StripeEvents", "pe", "evt_unknown_type"), message="unknown event recorded")
 
 
@@ -100,9 +103,11 @@ def test_webhook_alone_creates_the_subscription_and_the_finish_setup_mail(stack)
     session_id = checkout(stack, buyer, quantity=4)
     pay(stack, session_id)
     stack.settle()
-    created = wait_for(lambda: subscription_store.by_checkout_session(stack.storage(), session_id), message="fulfilled by webhook")
+    created = wait_for(lambda: subscription_store.by_checkout_session(stack.storage(), session_id),
+                       message="fulfilled by webhook")
     assert created.quantity == 4 and created.owner_email == "never-returns@contoso.example"
-    mail = wait_for(lambda: [m for m in stack.outbox() if m["to"] == "never-returns@contoso.example"], message="finish-setup mail")
+    mail = wait_for(lambda: [m for m in stack.outbox() if m["to"] == "never-returns@contoso.example"],
+                    message="finish-setup mail")
     assert "finish setup" in mail[0]["subject"]
     assert f"/api/subscriptions/{created.id}/setup" in mail[0]["text"]
 
@@ -196,7 +201,9 @@ def test_failed_payment_moves_to_past_due_grace_and_mails_the_owner(stack):
     assert stored.status == "past_due" and stored.past_due_since is not None
     assert stored.license_state(grace_days=14) is LicenseState.PAST_DUE_GRACE
     assert stored.license_state(grace_days=0) is LicenseState.SUSPENDED
-    mails = wait_for(lambda: [m for m in stack.outbox() if m["to"] == "late-payer@contoso.example" and "payment failed" in m["subject"]], message="payment failed mail")
+    mails = wait_for(lambda: [m for m in stack.outbox()
+                              if m["to"] == "late-payer@contoso.example" and "payment failed" in m["subject"]],
+                     message="payment failed mail")
     assert len(mails) == 1
     # Paying ends the grace period.
     stack.emulator_control(f"subscriptions/{subscription.id}/pay")
@@ -225,7 +232,8 @@ def test_trial_will_end_mails_the_owner(stack):
     subscription = purchased_subscription(stack, person("trial@contoso.example"))
     stack.emulator_control(f"subscriptions/{subscription.id}/trial_will_end")
     stack.settle()
-    wait_for(lambda: [m for m in stack.outbox() if m["to"] == "trial@contoso.example" and "trial" in m["subject"]], message="trial mail")
+    wait_for(lambda: [m for m in stack.outbox() if m["to"] == "trial@contoso.example" and "trial" in m["subject"]],
+             message="trial mail")
 
 
 def test_delayed_payment_waits_for_async_payment_succeeded(stack):
@@ -236,11 +244,13 @@ def test_delayed_payment_waits_for_async_payment_succeeded(stack):
     from services.fulfilment import Outcome, fulfil
 
     gateway = StripeGateway(stack.settings)
-    assert fulfil(session_id, storage=stack.storage(), stripe=gateway, buyer=(buyer.tid, buyer.oid)).outcome is Outcome.PENDING_PAYMENT
+    result = fulfil(session_id, storage=stack.storage(), stripe=gateway, buyer=(buyer.tid, buyer.oid))
+    assert result.outcome is Outcome.PENDING_PAYMENT
     assert subscription_store.by_checkout_session(stack.storage(), session_id) is None
     stack.emulator_control(f"checkout/{session_id}/async", {"result": "succeeded"})
     stack.settle()
-    stored = wait_for(lambda: subscription_store.by_checkout_session(stack.storage(), session_id), message="fulfilled after async payment")
+    stored = wait_for(lambda: subscription_store.by_checkout_session(stack.storage(), session_id),
+                      message="fulfilled after async payment")
     assert stored.quantity == 2
 
 
@@ -283,13 +293,16 @@ def test_invoice_subscription_is_found_in_both_shapes():
 
 def test_subscription_period_end_is_read_from_both_shapes():
     current = StripeSubscriptionState.from_stripe(
-        {"id": "sub_1", "status": "active", "customer": "cus_1", "items": {"data": [{"quantity": 3, "current_period_end": 1900000000}]}}
+        {"id": "sub_1", "status": "active", "customer": "cus_1",
+         "items": {"data": [{"quantity": 3, "current_period_end": 1900000000}]}}
     )
     legacy = StripeSubscriptionState.from_stripe(
-        {"id": "sub_1", "status": "active", "customer": "cus_1", "current_period_end": 1900000000, "items": {"data": [{"quantity": 3}]}}
+        {"id": "sub_1", "status": "active", "customer": "cus_1", "current_period_end": 1900000000,
+         "items": {"data": [{"quantity": 3}]}}
     )
     assert current.current_period_end == legacy.current_period_end and current.quantity == legacy.quantity == 3
-    unknown = StripeSubscriptionState.from_stripe({"id": "sub_1", "status": "some_future_status", "customer": {"id": "cus_2"}})
+    unknown = StripeSubscriptionState.from_stripe({"id": "sub_1", "status": "some_future_status",
+                                                   "customer": {"id": "cus_2"}})
     assert unknown.status == "some_future_status" and unknown.customer_id == "cus_2"
 
 

@@ -42,7 +42,9 @@ def test_enqueued_mail_reaches_the_outbox_once(stack):
     message = MailMessage(id="foundation-test-mail", template="test", to="alice@contoso.example", language="de")
     enqueue(storage, message)
     enqueue(storage, message)  # a retried request enqueues the same mail again
-    mails = wait_for(lambda: [m for m in stack.outbox() if m["to"] == "alice@contoso.example" and "Test" in m["subject"]], message="mail in outbox")
+    mails = wait_for(lambda: [m for m in stack.outbox()
+                              if m["to"] == "alice@contoso.example" and "Test" in m["subject"]],
+                     message="mail in outbox")
     assert mails[0]["subject"] == "SecureMailMerge-Testnachricht"
     assert stack.settings.support_email in mails[0]["text"]
     # The duplicate is processed (and skipped) too: wait until the queue is empty, then count.

@@ -2,9 +2,9 @@
 
 import concurrent.futures
 
+from adapters.stripe_gateway import StripeGateway
 from services import subscription_store
 from services.fulfilment import Outcome, fulfil
-from adapters.stripe_gateway import StripeGateway
 from services.subscription import LicenseState
 from tests.builders import checkout, pay, person, purchased_subscription
 from tests.conftest import wait_for
@@ -43,7 +43,8 @@ def test_a_foreign_buyer_cannot_complete_someone_elses_session(stack):
     buyer, other = person("owner@contoso.example"), person("eve@fabrikam.example")
     session_id = checkout(stack, buyer)
     pay(stack, session_id)
-    result = fulfil(session_id, storage=stack.storage(), stripe=StripeGateway(stack.settings), buyer=(other.tid, other.oid))
+    result = fulfil(session_id, storage=stack.storage(), stripe=StripeGateway(stack.settings),
+                    buyer=(other.tid, other.oid))
     assert result.outcome is Outcome.FOREIGN and result.subscription is None
 
 

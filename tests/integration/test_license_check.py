@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import concurrent.futures
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
 import pytest
 import requests
 
+from adapters import keys
+from adapters.table_storage import SUBSCRIPTIONS, USER_LICENSES, Storage
+from local_host import LaunchedHost
 from local_host import launch as launch_host
 from local_host.azurite import start_azurite
 from services import subscription_store
 from services.lease import LEASE_AUDIENCE, generate_pem, parse_keys
 from services.settings import load_settings
-from adapters import keys
-from adapters.table_storage import SUBSCRIPTIONS, USER_LICENSES, Storage
 from services.subscription import Subscription
 from tests.builders import person, purchased_subscription
 from tests.conftest import REPO_ROOT, app_values, wait_for
@@ -54,7 +55,8 @@ def buy(stack, seats: int = 5):
 
 
 def wait_for_status(stack, subscription_id: str, status: str) -> Subscription:
-    return wait_for(lambda: (s := subscription_store.load(stack.storage(), subscription_id)) and s.status == status and s,
+    return wait_for(lambda: (s := subscription_store.load(stack.storage(), subscription_id))
+                    and s.status == status and s,
                     message=f"subscription {status}")
 
 
@@ -76,14 +78,16 @@ def test_licensed_user_is_valid_and_the_seat_binds_on_first_use(stack):
     assert body["detail"].startswith("Your SecureMailMerge license is valid")
     assert body["expires_at"].startswith(subscription.current_period_end.strftime("%Y-%m-%dT%H:%M"))
     claims = verify_lease(stack.url, body["lease"])
-    assert (claims["tid"], claims["oid"], claims["sid"], claims["code"]) == (CONTOSO_ID, user["oid"], subscription.id, "VALID")
+    assert (claims["tid"], claims["oid"], claims["sid"], claims["code"]) == (
+        CONTOSO_ID, user["oid"], subscription.id, "VALID")
     assert claims["exp"] - claims["iat"] == 72 * 3600
 
     storage = stack.storage()
     seat = storage.get(SUBSCRIPTIONS, subscription.id, keys.seat_row(address))
     assert (seat["BoundTid"], seat["BoundOid"]) == (CONTOSO_ID, user["oid"])
-    assert seat["LastSeenOn"] == datetime.now(timezone.utc).date().isoformat()
-    assert storage.get(USER_LICENSES, keys.licenses_of_oid(user['oid']), subscription.id)["LastSeenOn"] == seat["LastSeenOn"]
+    assert seat["LastSeenOn"] == datetime.now(UTC).date().isoformat()
+    lookup = storage.get(USER_LICENSES, keys.licenses_of_oid(user['oid']), subscription.id)
+    assert lookup["LastSeenOn"] == seat["LastSeenOn"]
     assert storage.get(USER_LICENSES, keys.licenses_of_address(address), subscription.id) is None
 
     # Steady state, in German.
@@ -113,6 +117,7 @@ def test_past_due_in_grace_stays_valid_with_the_grace_end_as_expiry(stack):
 
     body = check(stack.url, token_for(stack, user)).json()
     assert (body["valid"], body["code"], body["seat"]["status"]) == (True, "PAST_DUE_GRACE", "active")
+    assert past_due.past_due_since is not None
     grace_end = past_due.past_due_since + timedelta(days=stack.settings.grace_days)
     assert datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")) == grace_end
     assert verify_lease(stack.url, body["lease"])["exp"] <= grace_end.timestamp()
@@ -197,7 +202,7 @@ def test_two_people_matching_one_address_at_once_bind_it_only_once(stack):
     seat = stack.storage().get(SUBSCRIPTIONS, subscription.id, keys.seat_row(address))
     winner = seat["BoundOid"]
     assert winner in (first["oid"], second["oid"])
-    for token, body in zip(tokens, bodies):
+    for token, body in zip(tokens, bodies, strict=True):
         holder = jwt.decode(token, options={"verify_signature": False})["oid"]
         assert body["code"] == ("VALID" if holder == winner else "NO_LICENSE")
 
@@ -235,7 +240,7 @@ class OwnStack:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://localhost:{self.port}"
-        self.host = None
+        self.host: LaunchedHost | None = None
         self.start()
 
     def start(self, **overrides) -> None:
@@ -243,7 +248,8 @@ class OwnStack:
         values = dict(ADDIN_ORIGINS=f"{ADDIN_ORIGIN},https://other.example", LICENSE_RATE_LIMIT_PER_MINUTE="30",
                       LEASE_SIGNING_KEYS=generate_pem())
         values.update(overrides)
-        self.env = app_values(self.azurite, self.identity_provider, self.stripe_emulator, self.outbox, self.url, **values)
+        self.env = app_values(self.azurite, self.identity_provider, self.stripe_emulator, self.outbox, self.url,
+                              **values)
         self.settings = load_settings(self.env)
         self.host = launch_host(REPO_ROOT, env=self.env, port=self.port)
 
@@ -266,7 +272,7 @@ class OwnStack:
             owner_tid=CONTOSO_ID, owner_oid="10000000-0000-4000-8000-000000000001",
             owner_email="admin@contoso.example", owner_name="Contoso Admin", language="en",
             stripe_customer_id="", checkout_session_id=f"cs_{sid}",
-            current_period_end=datetime.now(timezone.utc) + timedelta(days=20)))
+            current_period_end=datetime.now(UTC) + timedelta(days=20)))
         user = new_user(self.identity_provider)
         assign(storage, sid, user["preferred_username"])
         return user

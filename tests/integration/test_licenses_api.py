@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import uuid
 
 import pytest
 
-from services import subscription_store
 from adapters import keys
-from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, SUBSCRIPTIONS, USER_LICENSES
+from adapters.table_storage import SUBSCRIPTIONS, USER_LICENSES
+from services import subscription_store
 from tests.builders import purchased_subscription
 from tests.conftest import wait_for
 from tests.licenses_support import call, idp_person, token_for
@@ -57,7 +56,8 @@ def test_assign_list_revoke_reassign_and_export(stack, owner, token):
     assert status == 200
     assert [s["email"] for s in listing["seats"]] == sorted([a, b, c])[:2]
     assert {s["status"] for s in listing["seats"]} == {"pending"} and listing["continuation"]
-    status, rest, _ = call(stack.url, "GET", _licenses(stack, sub.id) + f"?limit=2&continuation={listing['continuation']}", token)
+    status, rest, _ = call(stack.url, "GET",
+                           _licenses(stack, sub.id) + f"?limit=2&continuation={listing['continuation']}", token)
     assert [s["email"] for s in rest["seats"]] == sorted([a, b, c])[2:] and rest["continuation"] is None
     status, found, _ = call(stack.url, "GET", _licenses(stack, sub.id) + "?q=BEN", token)
     assert [s["email"] for s in found["seats"]] == [b]
@@ -107,7 +107,8 @@ def test_clear_errors_and_nothing_written(stack, owner, token):
     rows = "email\n" + "".join(f"u{i}@contoso.example\n" for i in range(10_001))
     status, body, _ = call(stack.url, "POST", path, token, rows, content_type="text/csv")
     assert status == 400 and body["error"] == "too_many_rows"
-    status, body, _ = call(stack.url, "POST", path, token, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", content_type="text/csv")
+    status, body, _ = call(stack.url, "POST", path, token, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+                           content_type="text/csv")
     assert status == 400 and body["error"] == "not_csv"
     status, body, _ = call(stack.url, "POST", path, token, b"\x00\x01", content_type="application/octet-stream")
     assert status == 415

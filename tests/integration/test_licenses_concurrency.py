@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from local_host import launch as launch_host
 from adapters import keys
 from adapters.subscription_repository import SubscriptionRepository
 from adapters.table_storage import USER_LICENSES, Storage
+from local_host import launch as launch_host
 from services import seat_assignment, seat_reconciliation, subscription_store
 from services.seat_change import NoSeatsFree
 from services.unit_of_work import UnitOfWork
@@ -77,7 +77,8 @@ class RacingStorage(Storage):
 def test_an_etag_conflict_between_read_and_write_is_retried_on_fresh_state(stack):
     sub = purchased_subscription(stack, person("race-owner@contoso.example"), quantity=2)
     rival_ctx = context(stack)
-    storage = RacingStorage(stack.settings, lambda: seat_assignment.assign(rival_ctx, sub.id, ["rival@contoso.example"]))
+    storage = RacingStorage(stack.settings,
+                            lambda: seat_assignment.assign(rival_ctx, sub.id, ["rival@contoso.example"]))
     storage.ensure_created()
     outcome = seat_assignment.assign(context(stack, storage), sub.id, ["me@contoso.example"])
     assert storage.transactions == 2  # lost once, retried

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from adapters import keys
+from adapters.stripe_gateway import StripeGateway
+from adapters.table_storage import SUBSCRIPTIONS, USER_LICENSES
 from services import seat_assignment, seat_listing, seat_revocation, subscription_store
 from services.billing_events import Billing, refresh
-from adapters import keys
-from adapters.table_storage import SUBSCRIPTIONS, USER_LICENSES
-from adapters.stripe_gateway import StripeGateway
 from tests.builders import person, purchased_subscription
 from tests.conftest import wait_for
 from tests.licenses_support import context
@@ -19,6 +19,7 @@ def _set_quantity(stack, gateway: StripeGateway, subscription_id: str, quantity:
 
 def _statuses(stack, sub_id):
     sub = subscription_store.load(stack.storage(), sub_id)
+    assert sub is not None
     page = seat_listing.list_seats(stack.storage(), sub, 14, limit=100)
     return {s.email: s.status for s in page.seats}
 
@@ -34,6 +35,7 @@ def test_lowered_quantity_puts_newest_seats_over_quantity_and_raising_restores_t
 
     _set_quantity(stack, gateway, sub.id, 3)
     before, after = refresh(sub.id, billing, "test")
+    assert after is not None
     assert (after.quantity, after.assigned_count) == (3, 5)
     statuses = _statuses(stack, sub.id)
     assert len(statuses) == 5  # nothing deleted

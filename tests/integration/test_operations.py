@@ -19,7 +19,8 @@ def test_poison_queue_depth_is_logged_per_queue(stack, monkeypatch, caplog):
         with caplog.at_level(logging.INFO, logger="handlers.operations"):
             poison_queue_depth(None)
         lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("poison_queue_depth ")]
-        depths = dict(re.match(r"poison_queue_depth queue=(\S+) depth=(\d+)", line).groups() for line in lines)
+        matches = [re.match(r"poison_queue_depth queue=(\S+) depth=(\d+)", line) for line in lines]
+        depths = {match.group(1): match.group(2) for match in matches}
         assert set(depths) == {"stripe-events-poison", "outbound-email-poison"}
         assert int(depths["outbound-email-poison"]) >= 1
         QueueClient.from_connection_string(stack.azurite.connection_string, "outbound-email-poison").clear_messages()

@@ -60,7 +60,8 @@ def test_a_transaction_is_all_or_nothing(store):
     assert store.get(SESSIONS, pk, "guard")["V"] == 1 and store.get(SESSIONS, pk, "new") is None
     store.transact(SESSIONS, [Op("update", {"PartitionKey": pk, "RowKey": "guard", "V": 2}, guard.etag),
                               Op("create", {"PartitionKey": pk, "RowKey": "new"}),
-                              Op("delete", {"PartitionKey": pk, "RowKey": "taken"}, store.get(SESSIONS, pk, "taken").etag)])
+                              Op("delete", {"PartitionKey": pk, "RowKey": "taken"},
+                                 store.get(SESSIONS, pk, "taken").etag)])
     assert store.get(SESSIONS, pk, "guard")["V"] == 2 and store.get(SESSIONS, pk, "taken") is None
     with pytest.raises(ConcurrencyConflict):  # the guard's ETag has changed
         store.transact(SESSIONS, [Op("update", {"PartitionKey": pk, "RowKey": "guard", "V": 3}, guard.etag)])
@@ -72,8 +73,8 @@ def test_queries_ranges_filters_and_pages(store):
     pk = _pk()
     now = datetime.now(UTC)
     for i in range(7):
-        store.insert(SESSIONS, {"PartitionKey": pk, "RowKey": f"seat|{i}", "Flag": i % 2 == 0, "Owner": "" if i < 3 else "x",
-                                "At": now - timedelta(days=i)})
+        store.insert(SESSIONS, {"PartitionKey": pk, "RowKey": f"seat|{i}", "Flag": i % 2 == 0,
+                                "Owner": "" if i < 3 else "x", "At": now - timedelta(days=i)})
     store.insert(SESSIONS, {"PartitionKey": pk, "RowKey": "seau", "Flag": True})
     rows = list(store.query(SESSIONS, partition_key=pk, row_from="seat|", row_below="seat}"))
     assert [r["RowKey"] for r in rows] == [f"seat|{i}" for i in range(7)]
@@ -83,7 +84,8 @@ def test_queries_ranges_filters_and_pages(store):
     old = store.query(SESSIONS, partition_key=pk, where="At lt @cut or RowKey eq @rk",
                       parameters={"cut": now - timedelta(days=4, hours=12), "rk": "seau"})
     assert [r["RowKey"] for r in old] == ["seat|5", "seat|6", "seau"]
-    assert [r.get("Flag") for r in store.query(SESSIONS, partition_key=pk, row_from="seau", select=["RowKey"])] == [None]
+    selected = store.query(SESSIONS, partition_key=pk, row_from="seau", select=["RowKey"])
+    assert [r.get("Flag") for r in selected] == [None]
     seen, token = [], None
     while True:
         page, token = store.query_page(SESSIONS, partition_key=pk, row_from="seat|", row_below="seat}", limit=3,

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from services.settings import load_settings
 from services.web_session import Person, SessionStore
 
-ALICE = Person(tid="11111111-1111-1111-1111-111111111111", oid="10000000-0000-4000-8000-000000000002", name="Alice", email="alice@contoso.example")
+ALICE = Person(tid="11111111-1111-1111-1111-111111111111", oid="10000000-0000-4000-8000-000000000002", name="Alice",
+               email="alice@contoso.example")
 
 
 def store(stack, **overrides):

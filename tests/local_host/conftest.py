@@ -4,13 +4,14 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from local_host import launch
+from local_host import LaunchedHost, launch
 from local_host.azurite import Azurite
 from tests.conftest import wait_for  # noqa: F401 - shared with this folder's tests
 
@@ -25,15 +26,29 @@ def sample_env(azurite: Azurite, output_dir: Path, queue_prefix: str) -> dict[st
     }
 
 
+@dataclass
+class SampleHost:
+    """The launched sample app, with the folder it writes to and the prefix of its queue names."""
+
+    host: LaunchedHost
+    output_dir: Path
+    queue_prefix: str
+
+    @property
+    def url(self) -> str:
+        return self.host.url
+
+    def logs(self) -> str:
+        return self.host.logs()
+
+
 @pytest.fixture(scope="module")
 def sample_host(azurite, tmp_path_factory):
     """The sample app under `python -m local_host`, with its output folder and queue names."""
     output_dir = tmp_path_factory.mktemp("sample-output")
     prefix = f"s{uuid.uuid4().hex[:8]}"
     host = launch(SAMPLE_APP, env=sample_env(azurite, output_dir, prefix))
-    host.output_dir = output_dir
-    host.queue_prefix = prefix
-    yield host
+    yield SampleHost(host, output_dir, prefix)
     host.stop()
 
 

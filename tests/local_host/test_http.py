@@ -19,16 +19,17 @@ GUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 HOST_ADDED = {"date", "server", "content-length"}  # framing the host adds; never app headers
 
 
-def raw_exchange(url: str, request: bytes) -> HTTPResponse:
-    """Send exact request bytes, so the test knows every header the function could see."""
+def raw_exchange(url: str, request: bytes) -> tuple[HTTPResponse, bytes]:
+    """Send exact request bytes, so the test knows every header the function could see; the response
+    and its body."""
     parts = urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
     sock.sendall(request)
     response = HTTPResponse(sock)
     response.begin()
-    response.body = response.read()
+    body = response.read()
     sock.close()
-    return response
+    return response, body
 
 
 def test_route_parameters_constraints_and_precedence(sample_host):
@@ -80,7 +81,8 @@ def test_chunked_request_body(sample_host):
 
 
 def test_multiple_set_cookie_headers_are_separate_lines(sample_host):
-    response = raw_exchange(sample_host.url, b"GET /api/cookies HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    response, _ = raw_exchange(sample_host.url,
+                               b"GET /api/cookies HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     assert response.status == 201
     assert response.msg.get_all("Set-Cookie") == ["a=1; Path=/; HttpOnly", "b=2; Path=/; Secure; SameSite=Lax"]
     assert response.getheader("Cache-Control") == "no-store"
@@ -104,13 +106,15 @@ def test_invocations_are_logged_like_the_host(sample_host):
     requests.get(f"{sample_host.url}/api/items/7")
     logs = sample_host.logs()
     assert "item_by_id: [GET] http://localhost:" in logs  # the startup function list
-    assert "Executing 'Functions.item_by_id' (Reason='This function was programmatically called via the host APIs.', Id=" in logs
+    assert ("Executing 'Functions.item_by_id' "
+            "(Reason='This function was programmatically called via the host APIs.', Id=") in logs
     assert "Executed 'Functions.item_by_id' (Succeeded, Id=" in logs
 
 
 def _load_sample_blueprint():
     # Under its own module name, so it cannot clash with the project's function_app in this process.
     spec = importlib.util.spec_from_file_location("sample_blueprint_direct", SAMPLE_APP / "sample_blueprint.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -124,14 +128,14 @@ def test_same_request_through_host_and_called_directly(sample_host):
                ("Content-Length", str(len(body))), ("Connection", "close")]
     wire = f"POST {target} HTTP/1.1\r\n".encode() + b"".join(
         f"{name}: {value}\r\n".encode() for name, value in headers) + b"\r\n" + body
-    through_host = raw_exchange(sample_host.url, wire)
+    through_host, through_host_body = raw_exchange(sample_host.url, wire)
 
     direct_request = build_http_request("POST", f"http://{authority}{target}", headers, body,
                                         route_params={"rest": "some/where"})
     direct_response = _load_sample_blueprint().echo(direct_request)
 
     assert through_host.status == direct_response.status_code
-    assert through_host.body == direct_response.get_body()
+    assert through_host_body == direct_response.get_body()
     host_headers = [(n, v) for n, v in through_host.getheaders() if n.lower() not in HOST_ADDED]
     assert host_headers == response_parts(direct_response)[1]
     for name, value in direct_response.headers.items():
@@ -152,6 +156,7 @@ def test_app_settings_from_local_settings_json_do_not_override_environment(azuri
     import shutil
 
     from local_host import launch
+
     from .conftest import sample_env
 
     app = tmp_path / "app"

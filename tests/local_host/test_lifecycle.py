@@ -13,7 +13,7 @@ from .conftest import SAMPLE_APP, sample_env
 
 def test_sigterm_lets_in_flight_request_finish_and_exits_0(azurite, tmp_path):
     host = launch(SAMPLE_APP, env=sample_env(azurite, tmp_path, "shutdown-test"))
-    result = {}
+    result: dict[str, requests.Response] = {}
     request = threading.Thread(
         target=lambda: result.update(response=requests.get(f"{host.url}/api/slow?seconds=1.5")))
     request.start()

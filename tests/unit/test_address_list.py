@@ -6,13 +6,15 @@ from services.address_list import AddressListError, parse_addresses, parse_csv
 
 
 def test_pasted_text_is_split_normalised_and_deduplicated():
-    parsed = parse_addresses(" Ann@Contoso.example; ben@contoso.example\n\nann@contoso.example,\tClaire Dupont <C.Dupont@Contoso.example>")
+    parsed = parse_addresses(
+        " Ann@Contoso.example; ben@contoso.example\n\nann@contoso.example,\tClaire Dupont <C.Dupont@Contoso.example>")
     assert parsed.valid == ["ann@contoso.example", "ben@contoso.example", "c.dupont@contoso.example"]
     assert parsed.duplicates == ["ann@contoso.example"]
     assert parsed.invalid == []
 
 
-@pytest.mark.parametrize("bad", ["plain", "a@b", "a@@b.example", "a b@c.example", "@c.example", "a@-c.example", "a@c..example"])
+@pytest.mark.parametrize("bad", ["plain", "a@b", "a@@b.example", "a b@c.example", "@c.example", "a@-c.example",
+                                 "a@c..example"])
 def test_malformed_addresses_are_reported(bad):
     assert parse_addresses([bad, "ok@contoso.example"]).invalid == [bad]
 
@@ -26,7 +28,8 @@ def test_an_empty_list_is_refused():
 def test_csv_with_and_without_header():
     assert parse_csv(b"Name,E-Mail\nAnn,ann@contoso.example\nBen,BEN@contoso.example\n").valid == [
         "ann@contoso.example", "ben@contoso.example"]
-    assert parse_csv(b"ann@contoso.example\r\nben@contoso.example\r\n").valid == ["ann@contoso.example", "ben@contoso.example"]
+    assert parse_csv(b"ann@contoso.example\r\nben@contoso.example\r\n").valid == [
+        "ann@contoso.example", "ben@contoso.example"]
     assert parse_csv("\ufeffvorname;mail\nJürgen;j@contoso.example\n".encode("utf-8")).valid == ["j@contoso.example"]
 
 

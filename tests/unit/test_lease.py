@@ -1,6 +1,7 @@
 """Lease signing keys: parsing, thumbprints, rotation, expiry caps, the generated local key."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -11,12 +12,12 @@ from services.lease import LEASE_AUDIENCE, LeaseKeyError, LeaseKeys, generate_pe
 from services.settings import load_settings
 from tests.factories import local_values
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _issue(keys: LeaseKeys, **overrides):
-    args = dict(tid="t", oid="o", subscription_id="sub_1", code="VALID", valid=True, ttl=timedelta(hours=72),
-                not_after=None, now=datetime.now(timezone.utc))
+    args: dict[str, Any] = dict(tid="t", oid="o", subscription_id="sub_1", code="VALID", valid=True,
+                                ttl=timedelta(hours=72), not_after=None, now=datetime.now(UTC))
     args.update(overrides)
     return keys.issue(**args)
 
@@ -71,11 +72,11 @@ def test_ed25519_keys_sign_eddsa():
 
 def test_expiry_is_capped_by_not_after():
     keys = LeaseKeys(parse_keys(generate_pem()), issuer="i")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     _, expires = _issue(keys, now=now, not_after=now + timedelta(hours=5))
-    assert expires == datetime.fromtimestamp(int((now + timedelta(hours=5)).timestamp()), tz=timezone.utc)
+    assert expires == datetime.fromtimestamp(int((now + timedelta(hours=5)).timestamp()), tz=UTC)
     _, expires = _issue(keys, now=now, not_after=now + timedelta(days=30))
-    assert expires == datetime.fromtimestamp(int((now + timedelta(hours=72)).timestamp()), tz=timezone.utc)
+    assert expires == datetime.fromtimestamp(int((now + timedelta(hours=72)).timestamp()), tz=UTC)
 
 
 @pytest.mark.parametrize("value", ["not a key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"])

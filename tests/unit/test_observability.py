@@ -172,7 +172,7 @@ def test_without_the_distro_the_host_integration_is_used(fresh_telemetry, monkey
 def test_with_the_distro_azure_monitor_is_configured_with_the_identity(fresh_telemetry, monkeypatch):
     calls = []
     fake = types.ModuleType("azure.monitor.opentelemetry")
-    fake.configure_azure_monitor = lambda **kwargs: calls.append(kwargs)
+    vars(fake)["configure_azure_monitor"] = lambda **kwargs: calls.append(kwargs)
     monkeypatch.setitem(sys.modules, "azure.monitor.opentelemetry", fake)
     client_id = "11111111-2222-3333-4444-555555555555"
     env = {

@@ -2,6 +2,7 @@
 
 import pytest
 
+from adapters.memory_storage import InMemoryStorage
 from services.rate_limit import RateLimiter, retry_after_header
 from services.subscription_cache import SubscriptionCache
 
@@ -43,14 +44,21 @@ def test_cache_ttl_is_limited_to_60_seconds():
 
 
 def test_cache_reloads_after_ttl(monkeypatch):
-    from services import subscription_cache
+    from services import subscription_store
 
     loads = []
-    monkeypatch.setattr(subscription_cache.subscription_store, "load", lambda storage, sid: loads.append(sid) or sid)
+    loaded = object()  # stands for the subscription the store would return
+
+    def load(storage, sid):
+        loads.append(sid)
+        return loaded
+
+    monkeypatch.setattr(subscription_store, "load", load)
+    storage = InMemoryStorage()
     clock = Clock()
     cache = SubscriptionCache(ttl=60, clock=clock)
-    assert cache.get(None, "s1") == "s1" and cache.get(None, "s1") == "s1"
+    assert cache.get(storage, "s1") is loaded and cache.get(storage, "s1") is loaded
     assert loads == ["s1"]
     clock.now += 60
-    cache.get(None, "s1")
+    cache.get(storage, "s1")
     assert loads == ["s1", "s1"]

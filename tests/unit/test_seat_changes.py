@@ -207,6 +207,7 @@ def test_revoke_frees_the_seat_and_deletes_both_lookup_rows(store, ctx):
     subscription(store)
     seat_assignment.assign(ctx, "sub_1", ["a@contoso.example"])
     seat = UnitOfWork(store).subscriptions.seat("sub_1", "a@contoso.example")
+    assert seat is not None
     UnitOfWork(store).subscriptions.bind_seat("sub_1", seat, "tid-1", "oid-a", datetime.now(UTC))
     store.upsert(USER_LICENSES, {"PartitionKey": keys.licenses_of_oid("oid-a"), "RowKey": "sub_1"})
     after = seat_revocation.revoke(ctx, "sub_1", "A@Contoso.example")
@@ -276,8 +277,10 @@ def test_listing_filters_by_status_and_prefix_and_pages(store, ctx):
     subscription(store, quantity=10)
     seat_assignment.assign(ctx, "sub_1", [f"a{i}@contoso.example" for i in range(5)] + ["zed@contoso.example"])
     seat = UnitOfWork(store).subscriptions.seat("sub_1", "a0@contoso.example")
+    assert seat is not None
     UnitOfWork(store).subscriptions.bind_seat("sub_1", seat, "tid-1", "oid-a0", datetime.now(UTC))
     sub = subscription_store.load(store, "sub_1")
+    assert sub is not None
     active = seat_listing.list_seats(store, sub, 14, status="active")
     assert [v.email for v in active.seats] == ["a0@contoso.example"]
     assert len(seat_listing.list_seats(store, sub, 14, status="pending").seats) == 5
@@ -332,6 +335,7 @@ def test_the_reservation_timer_runs_on_storage_the_bootstrap_wired(monkeypatch):
         # Make the reservation stale, as if its request died ten minutes ago.
         reservation = ctx.uow.subscriptions.reservation("sub_1", "b")
         row = store.get(SUBSCRIPTIONS, "sub_1", keys.reservation_row("b"))
+        assert row is not None
         store.upsert(SUBSCRIPTIONS, {**row, "CreatedAt": reservation.created_at - timedelta(minutes=11)})
         reconcile_seat_reservations(None)
         assert len(seats_of(store)) == 120 and ctx.uow.subscriptions.reservations("sub_1") == []

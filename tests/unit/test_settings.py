@@ -34,7 +34,8 @@ def test_invalid_values_are_explained():
     assert "GRACE_DAYS" in message and "TOKEN_CLOCK_SKEW_SECONDS" in message
 
 
-@pytest.mark.parametrize("name", ["SESSION_SECRET", "ENTRA_CLIENT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRETS"])
+@pytest.mark.parametrize("name",
+                         ["SESSION_SECRET", "ENTRA_CLIENT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRETS"])
 def test_placeholder_secrets_are_refused_outside_local_development(name):
     placeholder = "local-dev-only-0123456789abcdef0123456789abcdef"
     with pytest.raises(SettingsError) as info:
