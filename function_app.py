@@ -12,7 +12,11 @@ from handlers import (
     billing,
     consent,
     dashboard,
+    delegates_api,
+    delegates_pages,
     health,
+    invitation_timers,
+    invitations,
     license,
     licenses_api,
     licenses_pages,
@@ -47,5 +51,9 @@ for blueprint in (
     licenses_pages.bp,
     audit_log.bp,
     seat_timers.bp,
+    delegates_api.bp,
+    delegates_pages.bp,
+    invitations.bp,
+    invitation_timers.bp,
 ):
     app.register_functions(blueprint)

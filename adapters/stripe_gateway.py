@@ -143,6 +143,12 @@ class StripeGateway:
         page = self._call(self.client().v1.subscriptions.list, params={"status": "all", "limit": 100})
         yield from page.auto_paging_iter()
 
+    # --- customers -----------------------------------------------------------------------------------
+
+    def update_customer_email(self, customer_id: str, email: str) -> None:
+        """Where Stripe sends invoices and receipts (ownership transfer, when the owner chose so)."""
+        self._call(self.client().v1.customers.update, customer_id, params={"email": email})
+
     # --- webhooks ------------------------------------------------------------------------------------
 
     def verify_event(self, payload: bytes, signature: str | None, tolerance: int = 300) -> dict[str, Any]:

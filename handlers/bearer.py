@@ -16,6 +16,7 @@ import azure.functions as func
 from handlers.responses import error
 from services.identity import InvalidToken, Principal, validator_for
 from services.settings import Settings
+from services.web_session import Person
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,14 @@ def authenticate(req: func.HttpRequest, settings: Settings) -> Principal:
         # The reason is enough to diagnose; the token itself never goes to the log.
         log.info("bearer token rejected: %s", exc.reason)
         raise
+
+
+def person(principal: Principal) -> Person:
+    """The person a validated token names, (tid, oid) with every sign-in name it carried: what the
+    gate hands API views as the caller, and what routes outside the gate act as."""
+    email = principal.email or principal.preferred_username or principal.upn or ""
+    return Person(tid=principal.tid, oid=principal.oid, name=principal.name or email, email=email,
+                  sign_in_names=tuple(sorted(principal.sign_in_addresses())))
 
 
 def unauthorized(exc: InvalidToken) -> func.HttpResponse:

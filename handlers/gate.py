@@ -151,6 +151,4 @@ def _declare(handler: Handler, view: Callable[..., func.HttpResponse], permissio
 
 
 def _person(principal: Principal) -> Person:
-    email = principal.email or principal.preferred_username or principal.upn or ""
-    return Person(tid=principal.tid, oid=principal.oid, name=principal.name or email, email=email,
-                  sign_in_names=tuple(sorted(principal.sign_in_addresses())))
+    return bearer.person(principal)

@@ -60,6 +60,7 @@ def _render_licenses(
         statuses=STATUSES,
         free=max(subscription.quantity - subscription.assigned_count, 0),
         can_assign=caller.can(access.LICENSES_ASSIGN),
+        can_view=caller.can(access.SUBSCRIPTION_VIEW),
         request_id=uuid.uuid4().hex,
         max_addresses=MAX_ADDRESSES,
         **extra,
@@ -90,7 +91,8 @@ def assign_form(web: WebRequest, caller: access.Caller, subscription: Subscripti
         else:
             addresses = parse_addresses(pasted)
     except AddressListError as exc:
-        return _render_licenses(web, caller, subscription, 400, form_error=t(f"licenses.error.{exc.code}"), pasted=pasted)
+        return _render_licenses(web, caller, subscription, 400, form_error=t(f"licenses.error.{exc.code}"),
+                                pasted=pasted)
     if addresses.invalid:
         return _render_licenses(web, caller, subscription, 400, form_error=t("licenses.error.invalid_addresses"),
                                 invalid=addresses.invalid[:200], pasted=pasted)

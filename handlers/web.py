@@ -178,7 +178,9 @@ class WebRequest:
             flash=flash,
             support_email=self.settings.support_email,
             outbox_available=not self.settings.acs_endpoint,
-            here=self.req.url.split("://", 1)[-1].split("/", 1)[-1],
+            # The page's own address (language switch, sign-in); a page rendered in answer to a POST
+            # names the GET page it shows instead.
+            here=context.pop("here", None) or self.req.url.split("://", 1)[-1].split("/", 1)[-1],
             **context,
         )
         return self._finish(func.HttpResponse(html, status_code=status, mimetype="text/html", charset="utf-8"))

@@ -76,14 +76,17 @@ def _effective(granted: frozenset[str]) -> frozenset[str]:
 def caller_on(storage: TableStore, subscription: Subscription, person: Person) -> Caller:
     """What `person` holds on `subscription`: everything as its owner (a person is (tid, oid), never an
     address alone), the delegated permissions as a delegate, else nothing."""
-    identity = {"tid": person.tid, "oid": person.oid, "name": person.name, "email": person.email,
-                "sign_in_names": person.sign_in_names}
+
+    def caller(role: str | None = None, permissions: frozenset[str] = frozenset()) -> Caller:
+        return Caller(tid=person.tid, oid=person.oid, name=person.name, email=person.email,
+                      sign_in_names=person.sign_in_names, role=role, permissions=permissions)
+
     if person.oid == subscription.owner_oid and same_tenant(person.tid, subscription.owner_tid):
-        return Caller(**identity, role="owner", permissions=_effective(frozenset(DELEGABLE + (OWNER,))))
+        return caller(role="owner", permissions=_effective(frozenset(DELEGABLE + (OWNER,))))
     delegate = SubscriptionRepository(storage).delegate(subscription.id, person.tid, person.oid)
     if delegate is not None and delegate.is_person(person.tid, person.oid):
-        return Caller(**identity, role="delegate", permissions=_effective(delegate.permissions & set(DELEGABLE)))
-    return Caller(**identity)
+        return caller(role="delegate", permissions=_effective(delegate.permissions & set(DELEGABLE)))
+    return caller()
 
 
 def authorize(storage: TableStore, subscription: Subscription | None, person: Person,

@@ -16,12 +16,17 @@ def check(*, expected_token: str | None, sent_token: str | None, origin: str | N
 
     Browsers send `Sec-Fetch-Site` and usually `Origin` on POSTs; when they do, they must say the
     request came from this site. The token is required in every case (old browsers send neither).
+
+    `Origin: null` is refused (an opaque origin: a sandboxed frame, a data: page), except together
+    with `Sec-Fetch-Site: same-origin`: that is a form of our own page whose Referrer-Policy is
+    `no-referrer` (the invitation page, whose address holds its token), for which browsers send
+    `null` instead of our origin. A page can neither set nor forge Sec-Fetch-Site.
     """
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         raise CsrfRejected(f"cross-site request refused (Sec-Fetch-Site: {fetch_site})")
     if origin is not None and origin != "null" and _origin(origin) != _origin(base_url):
         raise CsrfRejected("request from another origin refused")
-    if origin == "null":
+    if origin == "null" and fetch_site != "same-origin":
         raise CsrfRejected("request from an opaque origin refused")
     if not expected_token or not sent_token or not hmac.compare_digest(expected_token, sent_token):
         raise CsrfRejected("the form has expired or did not come from this site; reload the page and try again")

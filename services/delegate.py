@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
 
 from services.audit import Actor
 from services.seat import normalise_address, same_tenant
@@ -32,8 +32,8 @@ DELEGABLE = (LICENSES_ASSIGN, SUBSCRIPTION_VIEW, QUANTITY_MANAGE, BILLING_MANAGE
 OWNER = "owner"  # manage delegates, cancel, transfer ownership: the owner's alone
 PERMISSIONS = DELEGABLE + (OWNER,)
 
-DELEGATE = "delegate"
-OWNER_OFFER = "owner"
+DELEGATE: Final = "delegate"  # Final: typed as the literal, so it is an InvitationKind
+OWNER_OFFER: Final = "owner"
 InvitationKind = Literal["delegate", "owner"]
 FormerOwner = Literal["delegate", "leave"]
 
@@ -109,14 +109,14 @@ class Invitation:
             permissions: frozenset[str] = frozenset(), former_owner: FormerOwner = "delegate",
             billing_email_follows: bool = False, now: datetime | None = None) -> tuple[Invitation, str]:
         """A fresh invitation and its token (which is shown or mailed once, never stored)."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         token = new_token()
         invitation = cls(normalise_address(email), token_hash(token), kind, invited_by, now,
                          now + timedelta(days=days), permissions, former_owner, billing_email_follows)
         return invitation, token
 
     def expired(self, now: datetime | None = None) -> bool:
-        return (now or datetime.now(timezone.utc)) >= self.expires_at
+        return (now or datetime.now(UTC)) >= self.expires_at
 
 
 @dataclass(frozen=True)

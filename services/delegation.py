@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 from adapters.subscription_repository import PartitionRow, PartitionWrites
@@ -348,7 +348,7 @@ def accept(uow: UnitOfWork, token: str, acceptor: Acceptor, stripe: BillingConta
         existing = uow.subscriptions.delegate(subscription_id, acceptor.tid, acceptor.oid)
         delegate = Delegate(acceptor.tid, acceptor.oid, invitation.email, acceptor.name,
                             invitation.permissions | (existing.permissions if existing else frozenset()),
-                            datetime.now(timezone.utc), invitation.invited_by.email or invitation.invited_by.name,
+                            datetime.now(UTC), invitation.invited_by.email or invitation.invited_by.name,
                             existing.etag if existing else None)
         audit = AuditEntry(_as_actor(acceptor), "delegate.accepted", target=invitation.email,
                            after={"permissions": ordered(delegate.permissions)})
@@ -378,7 +378,7 @@ def _accept_ownership(uow: UnitOfWork, subscription: Subscription, offer: Invita
                       gone: InvitationLookup) -> Plan[tuple[Accepted, bool]]:
     if subscription.owner_oid == acceptor.oid and same_tenant(subscription.owner_tid, acceptor.tid):
         raise IsOwner(offer.email)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     new_owner = replace(subscription, owner_tid=acceptor.tid, owner_oid=acceptor.oid, owner_email=offer.email,
                         owner_name=acceptor.name, updated_at=now)
     audit = AuditEntry(_as_actor(acceptor), "ownership.transferred", target=offer.email,
@@ -411,7 +411,7 @@ def _as_actor(acceptor: Acceptor) -> Actor:
 
 def purge_expired(uow: UnitOfWork, now: datetime | None = None) -> int:
     """Delete expired invitations (the timer); returns how many."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     removed = 0
     for lookup in uow.lookups.expired_invitations(now):
 
@@ -443,6 +443,6 @@ def _with_etag(row: Invitation, existing: Invitation | None) -> Invitation:
 def _writes(subscription: Subscription, audit: AuditEntry, put: list[Delegate | Invitation] | None = None
             ) -> PartitionWrites:
     """The subscription (its ETag guards the change), the audit entry and the rows to write."""
-    touched = replace(subscription, updated_at=datetime.now(timezone.utc))
+    touched = replace(subscription, updated_at=datetime.now(UTC))
     create: list[PartitionRow] = [audit]
     return PartitionWrites(touched, create=create, put=list(put or []))
