@@ -6,6 +6,9 @@ Subscription partition (table Subscriptions, partition = the Stripe subscription
     `reservation|<request id>`          an open bulk assignment
     `audit|<inverted time>|<random>`    audit rows, newest first
 
+Parts built from input (addresses, request ids, object ids) go through `encode`: Table Storage forbids
+slash, backslash, `#`, `?` and control characters in keys, and Azurite does not enforce it.
+
 Lookup tables:
     UserLicenses       `oid|<oid>` once bound, `email|<normalised address>` until then; row = subscription id
     UserSubscriptions  `<tid>|<oid>`; row = subscription id (owner or delegate)
@@ -35,15 +38,27 @@ def after_prefix(prefix: str) -> str:
 
 
 def seat_row(address: str) -> str:
-    return SEAT_PREFIX + address
+    return SEAT_PREFIX + encode(address)
 
 
 def seat_address(row_key: str) -> str:
-    return row_key.removeprefix(SEAT_PREFIX)
+    return decode(row_key.removeprefix(SEAT_PREFIX))
 
 
 def reservation_row(request_id: str) -> str:
-    return RESERVATION_PREFIX + request_id
+    return RESERVATION_PREFIX + encode(request_id)
+
+
+# Long address lists continue in part rows, outside the `reservation|` range ('p' sorts before '|').
+RESERVATION_PART_PREFIX = "reservationpart|"
+
+
+def reservation_part_prefix(request_id: str) -> str:
+    return f"{RESERVATION_PART_PREFIX}{encode(request_id)}|"
+
+
+def reservation_part_row(request_id: str, number: int) -> str:
+    return f"{reservation_part_prefix(request_id)}{number:03d}"
 
 
 def audit_row(at: datetime) -> str:
@@ -58,15 +73,23 @@ EMAIL_PREFIX = "email|"
 
 
 def licenses_of_oid(oid: str) -> str:
-    return OID_PREFIX + oid
+    return OID_PREFIX + encode(oid)
 
 
 def licenses_of_address(address: str) -> str:
-    return EMAIL_PREFIX + address
+    return EMAIL_PREFIX + encode(address)
+
+
+def address_of_licenses(partition_key: str) -> str:
+    return decode(partition_key.removeprefix(EMAIL_PREFIX))
+
+
+def oid_of_licenses(partition_key: str) -> str:
+    return decode(partition_key.removeprefix(OID_PREFIX))
 
 
 def person(tid: str, oid: str) -> str:
-    return f"{tid}|{oid}"
+    return f"{encode(tid)}|{encode(oid)}"
 
 
 CHECKOUT_SESSION = "session"
@@ -74,7 +97,13 @@ CUSTOMER = "customer"
 
 
 def stripe_event(event_id: str) -> tuple[str, str]:
-    return event_id[-2:], event_id
+    key = encode(event_id)
+    return key[-2:], key
+
+
+def usable(key: str) -> bool:
+    """Whether `key` (an id from a URL, say) can be a key as it is: no character Azure forbids."""
+    return bool(key) and len(key) <= 512 and encode(key) == key
 
 
 # --- keys built from input: one reversible encoding -----------------------------------------------------

@@ -31,9 +31,9 @@ def _lookup(row: Row) -> LicenseLookup:
     partition = row["PartitionKey"]
     return LicenseLookup(
         subscription_id=row["RowKey"],
-        email=row.get("Email") or partition.removeprefix(keys.EMAIL_PREFIX),
+        email=row.get("Email") or keys.address_of_licenses(partition),
         tenant_id=row.get("TenantId") or "",
-        bound_oid=partition.removeprefix(keys.OID_PREFIX) if partition.startswith(keys.OID_PREFIX) else "",
+        bound_oid=keys.oid_of_licenses(partition) if partition.startswith(keys.OID_PREFIX) else "",
         over_quantity=bool(row.get("OverQuantity")),
         last_seen_on=row.get("LastSeenOn") or "",
     )

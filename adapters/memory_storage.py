@@ -26,13 +26,15 @@ from adapters.table_storage import (
 _FORBIDDEN_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 MAX_STRING_CHARS = 32 * 1024
 MAX_ENTITY_BYTES = 1024 * 1024
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
 class InvalidEntity(ValueError):
     """Azure would refuse this entity (the real service answers 400)."""
 
 
-def _check(entity: dict[str, Any]) -> None:
+def _check(entity: dict[str, Any]) -> int:
+    """The entity's size as Azure counts it (about: 2 bytes a character); InvalidEntity past a limit."""
     for key in ("PartitionKey", "RowKey"):
         value = entity.get(key)
         if not isinstance(value, str) or len(value) > 1024 or _FORBIDDEN_KEY.search(value):
@@ -48,6 +50,7 @@ def _check(entity: dict[str, Any]) -> None:
         size += 2 * len(name)
     if size > MAX_ENTITY_BYTES:
         raise InvalidEntity(f"entity of about {size} bytes (Azure: at most 1 MiB)")
+    return size
 
 
 class InMemoryStorage:
@@ -147,6 +150,8 @@ class InMemoryStorage:
             raise ValueError(f"an entity-group transaction holds at most {MAX_TRANSACTION_OPERATIONS} operations")
         if len({op.entity["PartitionKey"] for op in ops}) > 1:
             raise InvalidEntity("an entity-group transaction spans one partition")
+        if sum(_check(op.entity) for op in ops) > MAX_BATCH_BYTES:
+            raise InvalidEntity("an entity-group transaction holds at most 4 MiB")
         keys = [(op.entity["PartitionKey"], op.entity["RowKey"]) for op in ops]
         if len(set(keys)) != len(keys):
             raise InvalidEntity("an entity-group transaction names each row once")

@@ -23,6 +23,11 @@ from services.subscription import Subscription
 # Table Storage string properties hold 64 KiB (32K UTF-16 characters): reservations split their
 # address list over several properties of at most this many characters.
 _CHUNK_CHARS = 30_000
+# A reservation's addresses spread over rows of at most this many characters (14 properties: about
+# 840 KB as Azure counts, 2 bytes a character, within its 1 MiB per entity) ...
+_ROW_CHARS = 14 * _CHUNK_CHARS
+# ... and all its rows fit one transaction with the subscription entity (Azure: 4 MiB per batch).
+MAX_RESERVATION_CHARS = 1_600_000
 _AUDIT_TEXT_CHARS = 30_000
 
 PartitionRow = Seat | Reservation | AuditEntry | Delegate | Invitation
@@ -69,11 +74,14 @@ class SubscriptionRepository:
         first = (Op("update", subscription_entity(subscription), subscription.etag) if subscription.etag
                  else Op("create", subscription_entity(subscription)))
         operations = [first]
-        operations += [Op("create", _entity(pk, row)) for row in writes.create]
+        operations += [Op("create", entity) for row in writes.create for entity in _entities(pk, row)]
         operations += [Op("update", seat_entity(pk, seat), _required_etag(seat)) for seat in writes.update]
         operations += [Op("update", _entity(pk, row), row.etag) if row.etag else Op("create", _entity(pk, row))
                        for row in writes.put]
-        operations += [Op("delete", _key_entity(pk, row), _required_etag(row)) for row in writes.delete]
+        for row in writes.delete:
+            # The first row carries the ETag; a reservation's part rows go with it.
+            head, *parts = _key_entities(pk, row)
+            operations += [Op("delete", head, _required_etag(row))] + [Op("delete", part) for part in parts]
         self.store.transact(SUBSCRIPTIONS, operations)
 
     # --- seats -----------------------------------------------------------------------------------
@@ -128,17 +136,26 @@ class SubscriptionRepository:
 
     def reservation(self, subscription_id: str, request_id: str) -> Reservation | None:
         row = self.store.get(SUBSCRIPTIONS, subscription_id, keys.reservation_row(request_id))
-        return reservation_from_row(row) if row is not None else None
+        return self._with_parts(subscription_id, row) if row is not None else None
 
     def reservations(self, subscription_id: str) -> list[Reservation]:
         rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.RESERVATION_PREFIX,
                                 row_below=keys.after_prefix(keys.RESERVATION_PREFIX))
-        return [reservation_from_row(r) for r in rows]
+        return [self._with_parts(subscription_id, r) for r in rows]
+
+    def _with_parts(self, subscription_id: str, header: Row) -> Reservation:
+        parts: list[Row] = []
+        if int(header.get("Parts") or 0):
+            low = keys.reservation_part_prefix(header["RequestId"])
+            parts = list(self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=low,
+                                          row_below=keys.after_prefix(low)))
+        return reservation_from_rows(header, parts)
 
     def create_rows(self, subscription_id: str, rows: list[PartitionRow]) -> None:
         """Create rows without touching the subscription (a reservation's seats: the count was raised
         when it was made). ConcurrencyConflict, nothing written, if any of them exists."""
-        self.store.transact(SUBSCRIPTIONS, [Op("create", _entity(subscription_id, row)) for row in rows])
+        self.store.transact(SUBSCRIPTIONS, [Op("create", entity) for row in rows
+                                            for entity in _entities(subscription_id, row)])
 
     # --- delegates and invitations -----------------------------------------------------------------
 
@@ -246,8 +263,21 @@ def seat_from_row(row: Row) -> Seat:
     )
 
 
-def reservation_entity(subscription_id: str, reservation: Reservation) -> dict[str, Any]:
-    entity: dict[str, Any] = {
+def reservation_entities(subscription_id: str, reservation: Reservation) -> list[dict[str, Any]]:
+    """The header row (`reservation|<id>`) and, for long lists, part rows: each within Azure's limits."""
+    chunks: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for address in reservation.addresses:
+        if chunk and size + len(address) + 1 > _CHUNK_CHARS:
+            chunks.append("\n".join(chunk))
+            chunk, size = [], 0
+        chunk.append(address)
+        size += len(address) + 1
+    chunks.append("\n".join(chunk))
+    per_row = _ROW_CHARS // _CHUNK_CHARS
+    groups = [chunks[i:i + per_row] for i in range(0, len(chunks), per_row)]
+    header: dict[str, Any] = {
         "PartitionKey": subscription_id,
         "RowKey": keys.reservation_row(reservation.request_id),
         "RequestId": reservation.request_id,
@@ -258,25 +288,24 @@ def reservation_entity(subscription_id: str, reservation: Reservation) -> dict[s
         "ActorOid": reservation.actor.oid,
         "ActorEmail": reservation.actor.email,
         "ActorName": reservation.actor.name,
+        "Parts": len(groups) - 1,
     }
-    chunk: list[str] = []
-    size = 0
+    rows = [header] + [{"PartitionKey": subscription_id, "RowKey": keys.reservation_part_row(reservation.request_id, n)}
+                       for n in range(1, len(groups))]
     index = 0
-    for address in reservation.addresses:
-        if size + len(address) + 1 > _CHUNK_CHARS:
-            entity[f"Emails_{index:03d}"] = "\n".join(chunk)
-            index, chunk, size = index + 1, [], 0
-        chunk.append(address)
-        size += len(address) + 1
-    entity[f"Emails_{index:03d}"] = "\n".join(chunk)
-    return entity
+    for row, group in zip(rows, groups, strict=True):
+        for text in group:
+            row[f"Emails_{index:03d}"] = text
+            index += 1
+    return rows
 
 
-def reservation_from_row(row: Row) -> Reservation:
-    chunks = sorted(k for k in row if k.startswith("Emails_"))
+def reservation_from_rows(header: Row, parts: list[Row]) -> Reservation:
+    chunks = sorted((k, v) for row in [header, *parts] for k, v in row.items() if k.startswith("Emails_"))
+    row = header
     return Reservation(
         request_id=row["RequestId"],
-        addresses=tuple(a for k in chunks for a in row[k].split("\n") if a),
+        addresses=tuple(a for _, text in chunks for a in text.split("\n") if a),
         sequence_start=int(row["SequenceStart"]),
         created_at=row.get("CreatedAt") or datetime.now(UTC),
         actor=Actor(row.get("ActorTid", ""), row.get("ActorOid", ""), row.get("ActorEmail", ""),
@@ -388,11 +417,15 @@ def invitation_from_row(row: Row) -> Invitation:
     )
 
 
-def _entity(subscription_id: str, row: PartitionRow) -> dict[str, Any]:
+def _entities(subscription_id: str, row: PartitionRow) -> list[dict[str, Any]]:
+    if isinstance(row, Reservation):
+        return reservation_entities(subscription_id, row)
+    return [_entity(subscription_id, row)]
+
+
+def _entity(subscription_id: str, row: Seat | AuditEntry | Delegate | Invitation) -> dict[str, Any]:
     if isinstance(row, Seat):
         return seat_entity(subscription_id, row)
-    if isinstance(row, Reservation):
-        return reservation_entity(subscription_id, row)
     if isinstance(row, Delegate):
         return delegate_entity(subscription_id, row)
     if isinstance(row, Invitation):
@@ -400,5 +433,5 @@ def _entity(subscription_id: str, row: PartitionRow) -> dict[str, Any]:
     return audit_entity(subscription_id, row)
 
 
-def _key_entity(subscription_id: str, row: KeptRow) -> dict[str, Any]:
-    return {key: value for key, value in _entity(subscription_id, row).items() if key in ("PartitionKey", "RowKey")}
+def _key_entities(subscription_id: str, row: KeptRow) -> list[dict[str, Any]]:
+    return [{key: entity[key] for key in ("PartitionKey", "RowKey")} for entity in _entities(subscription_id, row)]

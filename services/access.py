@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adapters import keys
 from adapters.subscription_repository import SubscriptionRepository
 from adapters.table_storage import TableStore
 from services.delegate import (
@@ -105,6 +106,6 @@ def authorize(storage: TableStore, subscription: Subscription | None, person: Pe
 
 def load(storage: TableStore, subscription_id: str) -> Subscription | None:
     """The subscription with that id, None for ids that cannot be ours (not looked up)."""
-    if not subscription_id or len(subscription_id) > MAX_ID_LENGTH:
+    if not subscription_id or len(subscription_id) > MAX_ID_LENGTH or not keys.usable(subscription_id):
         return None
     return SubscriptionRepository(storage).load(subscription_id)

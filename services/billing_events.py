@@ -55,6 +55,7 @@ def apply(body: bytes, billing: Billing) -> str:
 
     event_id = str(event["id"])
     observability.annotate(stripe_event_id=event_id)
+    _warn_on_other_api_version(event, billing.settings)
     applied = LookupRepository(billing.storage)
     if applied.event_applied(event_id):
         return f"{event_type} {event_id}: already applied"
@@ -63,6 +64,17 @@ def apply(body: bytes, billing: Billing) -> str:
     # Recorded after applying: a crash in between re-applies, which every handler tolerates.
     applied.record_event(event_id, event_type, datetime.now(UTC))
     return f"{event_type} {event_id}: {result}"
+
+
+def _warn_on_other_api_version(event: dict[str, Any], settings: Settings) -> None:
+    """Stripe shapes an event by its endpoint's API version; the code reads the version it calls Stripe with."""
+    version = event.get("api_version")
+    if version and version != settings.stripe_api_version:
+        log.warning(
+            "Stripe event %s has api_version %s but STRIPE_API_VERSION is %s: set the webhook endpoint's API "
+            "version to %s (docs/operations.md, Connect Stripe)",
+            event.get("id"), version, settings.stripe_api_version, settings.stripe_api_version,
+        )
 
 
 # --- checkout --------------------------------------------------------------------------------------

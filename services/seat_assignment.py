@@ -19,12 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from adapters.subscription_repository import PartitionWrites
+from adapters.subscription_repository import MAX_RESERVATION_CHARS, PartitionWrites
 from adapters.table_storage import ConcurrencyConflict
 from services.audit import Actor, AuditEntry
 from services.mail import compose
 from services.seat import Reservation, Seat
-from services.seat_change import SEATS_PER_TRANSACTION, Context, NoSeatsFree, SubscriptionEnded
+from services.seat_change import SEATS_PER_TRANSACTION, Context, ListTooLarge, NoSeatsFree, SubscriptionEnded
 from services.subscription import LicenseState, Subscription
 from services.unit_of_work import AfterCommit, Plan
 
@@ -103,6 +103,9 @@ def assign(ctx: Context, subscription_id: str, addresses: list[str], request_id:
             after.mails += welcome.mails
             writes = PartitionWrites(updated, create=[*seats, _assign_audit(ctx.actor, new, request_id)])
             return Plan(None, writes, after)
+        characters = sum(len(a) + 1 for a in new)
+        if characters > MAX_RESERVATION_CHARS:
+            raise ListTooLarge(characters, MAX_RESERVATION_CHARS)
         reservation = Reservation(request_id, tuple(new), first, now, ctx.actor)
         return Plan(reservation, PartitionWrites(updated, create=[reservation]), after)
 

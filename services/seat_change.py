@@ -12,7 +12,7 @@ from services.settings import Settings
 from services.unit_of_work import Refused, SubscriptionNotFound, UnitOfWork
 
 __all__ = ["Context", "SeatError", "SubscriptionNotFound", "NoSeatsFree", "NotAssigned", "AlreadyAssigned",
-           "SubscriptionEnded"]
+           "SubscriptionEnded", "ListTooLarge"]
 
 # One transaction holds 100 operations: the subscription entity and one audit row leave 98 seats.
 SEATS_PER_TRANSACTION = 98
@@ -57,6 +57,14 @@ class AlreadyAssigned(SeatError):
     def __init__(self, email: str):
         super().__init__(f"{email} already holds a license in this subscription")
         self.email = email
+
+
+class ListTooLarge(SeatError):
+    code, status = "list_too_large", 400
+
+    def __init__(self, characters: int, limit: int):
+        super().__init__(f"the addresses add up to {characters:,} characters, more than one assignment can hold "
+                         f"({limit:,}); nothing was assigned: split the list into smaller imports")
 
 
 class SubscriptionEnded(SeatError):

@@ -24,6 +24,7 @@ from services.seat_change import (
     SEATS_PER_TRANSACTION,
     AlreadyAssigned,
     Context,
+    ListTooLarge,
     NoSeatsFree,
     NotAssigned,
     SubscriptionEnded,
@@ -341,3 +342,65 @@ def test_the_reservation_timer_runs_on_storage_the_bootstrap_wired(monkeypatch):
         assert len(seats_of(store)) == 120 and ctx.uow.subscriptions.reservations("sub_1") == []
     finally:
         bootstrap.reset()
+
+
+# --- addresses that are valid in Microsoft 365 but not as raw Table Storage keys ---------------------------
+
+GUEST = "guest_fabrikam.example#ext#@contoso.onmicrosoft.com"
+
+
+@pytest.mark.parametrize("address", [GUEST, "a/b@contoso.example", "a?b@contoso.example", "a%b@contoso.example",
+                                     "back\\slash@contoso.example"])
+def test_addresses_with_characters_azure_forbids_in_keys_round_trip(store, ctx, address):
+    # The in-memory storage refuses what Azure refuses (Azurite would accept these keys).
+    subscription(store)
+    seat_assignment.assign(ctx, "sub_1", [address])
+    assert seats_of(store) == [address]
+    assert UnitOfWork(store).lookups.licenses_of_address(address)[0].email == address
+    sub = subscription_store.load(store, "sub_1")
+    listed = seat_listing.list_seats(store, sub, 14, search=address[:6])
+    assert [v.email for v in listed.seats] == [address]
+    seat_revocation.revoke(ctx, "sub_1", address)
+    assert seats_of(store) == [] and UnitOfWork(store).lookups.licenses_of_address(address) == []
+
+
+def test_a_guest_binds_on_first_license_check(store, ctx):
+    from services.identity import Principal
+    from services.license_check import Code, LicenseChecker
+    from services.subscription_cache import SubscriptionCache
+
+    subscription(store)
+    seat_assignment.assign(ctx, "sub_1", [GUEST])
+    principal = Principal(tid="tid-1", oid="oid/guest#1", scopes=frozenset({"access_as_user"}), version="2.0",
+                          preferred_username=GUEST.upper())
+    decision = LicenseChecker(SubscriptionCache(ttl=0), 14).check(store, principal)
+    assert decision.code is Code.VALID
+    assert UnitOfWork(store).subscriptions.seat("sub_1", GUEST).bound_oid == "oid/guest#1"
+    assert LicenseChecker(SubscriptionCache(ttl=0), 14).check(store, principal).code is Code.VALID
+
+
+def test_a_long_bulk_list_spreads_over_rows_within_azure_limits(store, ctx):
+    # 6,000 addresses of about 200 characters: 1.2 M characters, far beyond one 1 MiB entity. The
+    # in-memory storage refuses entities over 1 MiB, properties over 32K characters and batches over 4 MiB.
+    subscription(store, quantity=10_000)
+    addresses = [f"{i:05d}.{'x' * 180}@contoso.example" for i in range(6_000)]
+    store_rows = store._rows(SUBSCRIPTIONS)
+    failing = FailingStore(fail_on=3)  # keep the reservation open: reserve, then fail the first batch
+    failing._tables, failing._etags = store._tables, store._etags  # one storage, two views
+    with pytest.raises(ConnectionError):
+        seat_assignment.assign(replace(ctx, uow=UnitOfWork(failing)), "sub_1", addresses, request_id="long")
+    parts = [k for k in store_rows if k[1].startswith(keys.RESERVATION_PART_PREFIX)]
+    assert len(parts) >= 2
+    [reservation] = UnitOfWork(store).subscriptions.reservations("sub_1")
+    assert reservation.addresses == tuple(addresses)
+    outcome = seat_assignment.assign(ctx, "sub_1", addresses, request_id="long")
+    assert len(outcome.assigned) == 6_000 and outcome.subscription.assigned_count == 6_000
+    assert not [k for k in store_rows if k[1].startswith(("reservation", keys.RESERVATION_PART_PREFIX))]
+
+
+def test_a_list_too_long_for_one_assignment_is_refused_up_front(store, ctx):
+    subscription(store, quantity=10_000)
+    addresses = [f"{i:05d}.{'x' * 220}@contoso.example" for i in range(8_000)]
+    with pytest.raises(ListTooLarge):
+        seat_assignment.assign(ctx, "sub_1", addresses)
+    assert seats_of(store) == [] and subscription_store.load(store, "sub_1").assigned_count == 0
