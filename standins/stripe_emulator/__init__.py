@@ -13,6 +13,13 @@ or per client (stripe-python >= 8)::
 Run it with ``python -m standins.stripe_emulator serve --port 12111 [--webhook-url URL
 --webhook-secret whsec_...] [--state-file .data/stripe.json]``; start it from tests with
 ``launch()``. Control endpoints live under ``/_emulator/`` (see ``control.py``).
+
+Billing covered: Checkout (subscription mode), customers, subscriptions and their items with
+quantity changes prorated over volume tiers (``billing.py``), ``Invoice.create_preview``,
+invoice list/retrieve with a hosted invoice page and PDF, billing-portal configurations and
+sessions with a portal page, ``cancel_at_period_end``, declined charges and the webhooks
+Stripe sends for all of it. Responses follow the current API shapes (2025-03-31.basil and
+later); tests check them against Stripe's published schemas (tests/standins/stripe_schemas).
 """
 
 from .bootstrap import PRICE_LOOKUP_KEY, TIERS, ensure_catalog

@@ -379,7 +379,7 @@ def update_subscription_item(ctx, req, id):
     sub = ctx.store.require("subscription", item["subscription"])
     change = {k: v for k, v in req.params.items() if k in ("quantity", "price", "metadata")}
     params = {"items": [{"id": id, **change}]}
-    for key in ("proration_behavior", "proration_date"):
+    for key in ("proration_behavior", "proration_date", "payment_behavior"):
         if key in req.params:
             params[key] = req.params[key]
     billing.update_subscription(ctx, sub, params)
@@ -387,6 +387,13 @@ def update_subscription_item(ctx, req, id):
 
 
 # -- invoices ----------------------------------------------------------------------------
+
+def unrecognized(req):
+    """What Stripe answers for an endpoint it does not have."""
+    return StripeError(404, f"Unrecognized request URL ({req.method}: {req.path}). Please see "
+                            f"https://stripe.com/docs or we can help at "
+                            f"https://support.stripe.com/.")
+
 
 @route("POST", "/v1/invoices/create_preview")
 def create_invoice_preview(ctx, req):
@@ -396,7 +403,22 @@ def create_invoice_preview(ctx, req):
                                "subscriptions only: pass `subscription`.",
                           code="parameter_missing", param="subscription")
     sub = ctx.store.require("subscription", p["subscription"], param="subscription")
+    if p.get("customer") and p["customer"] != sub["customer"]:
+        raise StripeError(400, f"The subscription {sub['id']} does not belong to the customer "
+                               f"{p['customer']}.", param="customer")
     return _one(ctx, req, billing.preview_invoice(ctx, sub, p))
+
+
+# The upcoming-invoice endpoints were removed in 2025-03-31.basil (create_preview replaces
+# them); for current API versions Stripe answers them as unknown URLs, and so does this.
+@route("GET", "/v1/invoices/upcoming")
+def upcoming_invoice_removed(ctx, req):
+    raise unrecognized(req)
+
+
+@route("GET", "/v1/invoices/upcoming/lines")
+def upcoming_invoice_lines_removed(ctx, req):
+    raise unrecognized(req)
 
 
 @route("GET", "/v1/invoices/(?P<id>[^/]+)/lines")
@@ -448,10 +470,18 @@ def list_events(ctx, req):
 @route("POST", "/v1/billing_portal/configurations")
 def create_portal_configuration(ctx, req):
     p = req.params
+    if not isinstance(p.get("features"), dict):
+        raise StripeError(400, "Missing required param: features.", code="parameter_missing",
+                          param="features")
     record = objects.portal_configuration(
-        ctx.store, features=p.get("features") or {},
-        business_profile=p.get("business_profile") or {},
-        default_return_url=p.get("default_return_url"), metadata=as_metadata(p))
+        ctx.store, features=objects.portal_features(p["features"]),
+        business_profile=objects.portal_business_profile(p.get("business_profile")),
+        default_return_url=p.get("default_return_url") or None, metadata=as_metadata(p),
+        name=p.get("name") or None)
+    if isinstance(p.get("login_page"), dict):
+        record["login_page"]["enabled"] = as_bool(p["login_page"], "enabled", False)
+        if record["login_page"]["enabled"]:
+            record["login_page"]["url"] = f"{ctx.base_url}/billing_portal/login/{record['id']}"
     return _one(ctx, req, ctx.store.add("billing_portal.configuration", record))
 
 
@@ -460,16 +490,56 @@ def get_portal_configuration(ctx, req, id):
     return _one(ctx, req, ctx.store.require("billing_portal.configuration", id))
 
 
+@route("POST", "/v1/billing_portal/configurations/(?P<id>[^/]+)")
+def update_portal_configuration(ctx, req, id):
+    record = ctx.store.require("billing_portal.configuration", id)
+    p = req.params
+    if isinstance(p.get("features"), dict):
+        record["features"] = objects.portal_features(p["features"], current=record["features"])
+    if isinstance(p.get("business_profile"), dict):
+        record["business_profile"] = objects.portal_business_profile(
+            {**record["business_profile"], **p["business_profile"]})
+    for key in ("default_return_url", "name"):
+        if key in p:
+            record[key] = p[key] or None
+    if "active" in p:
+        record["active"] = as_bool(p, "active")
+    record["metadata"] = as_metadata(p, current=record["metadata"])
+    record["updated"] = ctx.store.now()
+    return _one(ctx, req, record)
+
+
+@route("GET", "/v1/billing_portal/configurations")
+def list_portal_configurations(ctx, req):
+    p = req.params
+    records = ctx.store.all("billing_portal.configuration")
+    for key in ("active", "is_default"):
+        if key in p:
+            records = [r for r in records if r[key] == as_bool(p, key)]
+    return _list(ctx, req, records, "/v1/billing_portal/configurations")
+
+
 @route("POST", "/v1/billing_portal/sessions")
 def create_portal_session(ctx, req):
     p = req.params
     customer = ctx.store.require("customer", p.get("customer"), param="customer")
-    configuration = None
     if p.get("configuration"):
         configuration = ctx.store.require("billing_portal.configuration", p["configuration"],
-                                          param="configuration")["id"]
+                                          param="configuration")
+        if not configuration["active"]:
+            raise StripeError(400, "This configuration is inactive.", param="configuration")
+    else:
+        configuration = next((c for c in ctx.store.all("billing_portal.configuration")
+                              if c["is_default"] and c["active"]), None)
+        if configuration is None:
+            raise StripeError(400, "You can’t create a portal session in test mode until you "
+                                   "save your customer portal settings in test mode at "
+                                   "https://dashboard.stripe.com/test/settings/billing/portal.")
+    return_url = p.get("return_url") or configuration["default_return_url"]
     record = objects.portal_session(ctx.store, base_url=ctx.base_url,
-                                    customer_id=customer["id"], return_url=p.get("return_url"),
-                                    configuration_id=configuration,
-                                    flow=p.get("flow_data"), locale=p.get("locale"))
+                                    customer_id=customer["id"], return_url=return_url,
+                                    configuration_id=configuration["id"],
+                                    flow=objects.portal_flow(p.get("flow_data")),
+                                    locale=p.get("locale") or None)
     return _one(ctx, req, ctx.store.add("billing_portal.session", record))
+

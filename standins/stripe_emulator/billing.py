@@ -3,17 +3,45 @@
 Event order follows what Stripe sends for the same situation, e.g. for a paid first
 invoice: customer.subscription.created, invoice.created, invoice.finalized, invoice.paid,
 invoice.payment_succeeded, then customer.subscription.updated when the status changes.
+
+Quantity changes (``POST /v1/subscriptions/{id}`` with ``items``, or
+``POST /v1/subscription_items/{id}``) prorate from the item's current period:
+
+    credit = -prorate(amount_for(old price, old quantity), period_end - proration_date, period)
+    charge =  prorate(amount_for(new price, new quantity), period_end - proration_date, period)
+
+``amount_for`` is the whole quantity's total under the price's scheme (volume tiers: every
+unit at the tier the quantity falls in), ``prorate`` is exact integer arithmetic rounded to
+the nearest cent, halves away from zero (see pricing.py). ``proration_behavior`` decides
+where those lines go: ``create_prorations`` keeps them as pending invoice items for the next
+invoice, ``always_invoice`` bills them (with any pending ones) on an invoice that is finalized
+and charged at once, ``none`` drops them. ``payment_behavior`` decides what a declined charge
+of that invoice does (see ``update_subscription``).
 """
 
 import copy
+from datetime import UTC, datetime
 
 from . import objects
 from .errors import StripeError
 from .forms import as_bool, as_int, as_list, as_metadata
 from .periods import add_interval
-from .pricing import amount_for, format_money, unit_amount_for
+from .pricing import amount_for, format_money, prorate, unit_amount_for
 
 ENDED = ("canceled", "incomplete_expired")
+PRORATION_BEHAVIORS = ("create_prorations", "always_invoice", "none")
+UPDATE_PAYMENT_BEHAVIORS = ("allow_incomplete", "error_if_incomplete", "pending_if_incomplete",
+                            "default_incomplete")
+# Only these may accompany payment_behavior=pending_if_incomplete (as in Stripe).
+PENDING_UPDATE_PARAMS = {"items", "proration_behavior", "proration_date", "payment_behavior",
+                         "expand", "billing_cycle_anchor", "trial_end", "trial_from_plan",
+                         "add_invoice_items"}
+DECLINE_MESSAGES = {
+    "generic_decline": "Your card was declined.",
+    "insufficient_funds": "Your card has insufficient funds.",
+    "expired_card": "Your card has expired.",
+    "lost_card": "Your card was declined.",
+}
 
 
 def create_customer(ctx, **fields):
@@ -33,16 +61,19 @@ def _describe(ctx, price, quantity):
     return f"{quantity} × {product['name']} (at {unit} / {interval})"
 
 
+def _product_name(ctx, price):
+    return (ctx.store.get("product", price["product"]) or {"name": price["product"]})["name"]
+
+
 def _period_lines(ctx, sub, *, trial=False):
     lines = []
     for item in items_of(ctx, sub):
         price = ctx.store.get("price", item["price"])
-        product = ctx.store.get("product", price["product"]) or {"name": price["product"]}
         lines.append(objects.invoice_line(
             subscription_id=sub["id"], item_record=item, price_record=price,
             quantity=item["quantity"],
             amount=0 if trial else amount_for(price, item["quantity"]),
-            description=(f"Trial period for {product['name']}" if trial
+            description=(f"Trial period for {_product_name(ctx, price)}" if trial
                          else _describe(ctx, price, item["quantity"])),
             period_start=item["current_period_start"], period_end=item["current_period_end"]))
     return lines
@@ -62,11 +93,24 @@ def _new_invoice(ctx, sub, billing_reason, lines):
 
 
 def _finalize(ctx, invoice):
-    now = ctx.store.now()
-    invoice.update(status="open", effective_at=now, due_date=None,
-                   next_payment_attempt=now + 3600 if invoice["amount_due"] else None)
-    invoice["status_transitions"]["finalized_at"] = now
+    """Draft -> open: invoice.created (as a draft), then invoice.finalized.
+
+    The customer's credit balance (negative ``customer.balance``) is applied here, as Stripe
+    does at finalization; an invoice whose total is negative (a decrease billed at once)
+    leaves its amount as new credit on the customer.
+    """
     ctx.events.emit("invoice.created", invoice)
+    now = ctx.store.now()
+    customer = ctx.store.get("customer", invoice["customer"])
+    starting = customer["balance"] if customer else 0
+    after = starting + invoice["total"]
+    invoice.update(status="open", effective_at=now, due_date=None,
+                   starting_balance=starting, ending_balance=min(after, 0),
+                   amount_due=max(after, 0), amount_remaining=max(after, 0),
+                   next_payment_attempt=now + 3600 if after > 0 else None)
+    invoice["status_transitions"]["finalized_at"] = now
+    if customer:
+        customer["balance"] = min(after, 0)
     ctx.events.emit("invoice.finalized", invoice)
 
 
@@ -86,6 +130,34 @@ def fail_invoice(ctx, invoice):
     invoice.update(attempted=True, attempt_count=invoice["attempt_count"] + 1,
                    next_payment_attempt=now + 3 * 86400)
     ctx.events.emit("invoice.payment_failed", invoice)
+
+
+def card_declines(ctx, customer_id):
+    """The decline code the customer's card answers with, or None when it pays.
+
+    Set through ``POST /_emulator/customers/{id}/card`` (a card that is declined until
+    changed), the way a test card like ``pm_card_chargeCustomerFail`` behaves in Stripe.
+    """
+    customer = ctx.store.get("customer", customer_id)
+    return (customer or {}).get("_decline_code")
+
+
+def collect(ctx, invoice):
+    """Charge an open invoice to the customer's card. Returns the decline code, or None if paid."""
+    if invoice["amount_due"] <= 0:
+        pay_invoice(ctx, invoice)
+        return None
+    decline = card_declines(ctx, invoice["customer"])
+    if decline:
+        fail_invoice(ctx, invoice)
+        return decline
+    pay_invoice(ctx, invoice)
+    return None
+
+
+def card_error(decline_code):
+    return StripeError(402, DECLINE_MESSAGES.get(decline_code, "Your card was declined."),
+                       type="card_error", code="card_declined", decline_code=decline_code)
 
 
 def set_status(ctx, sub, status, **changes):
@@ -147,7 +219,10 @@ def settle_first_invoice(ctx, sub, succeeded):
 
 
 def renew(ctx, sub, *, succeeded=True):
-    """The billing period rolled over: advance periods, invoice, charge (or fail to)."""
+    """The billing period rolled over: advance periods, invoice, charge (or fail to).
+
+    ``succeeded=None`` charges the customer's card as it is (declines if it was set to).
+    """
     if sub["status"] in ENDED:
         raise StripeError(400, "This subscription is no longer active.", param="subscription")
     before = ctx.events.snapshot(sub)
@@ -161,18 +236,18 @@ def renew(ctx, sub, *, succeeded=True):
     lines = sub["_pending_prorations"] + _period_lines(ctx, sub)
     sub["_pending_prorations"] = []
     invoice = _new_invoice(ctx, sub, "subscription_cycle", lines)
-    for line in lines:
-        line["invoice"] = invoice["id"]
     _finalize(ctx, invoice)
-    if succeeded:
+    if succeeded is None:
+        paid = collect(ctx, invoice) is None
+    elif succeeded:
         pay_invoice(ctx, invoice)
-        status = "active"
+        paid = True
     else:
         fail_invoice(ctx, invoice)
-        status = "past_due"
+        paid = False
     if sub["trial_end"] and sub["status"] == "trialing":
         sub["trial_end"] = min(sub["trial_end"], ctx.store.now())
-    sub["status"] = status
+    sub["status"] = "active" if paid else "past_due"
     ctx.events.emit("customer.subscription.updated", sub, previous=before)
     return invoice
 
@@ -182,27 +257,78 @@ def open_invoice(ctx, sub):
     return invoice if invoice and invoice["status"] == "open" else None
 
 
-def cancel(ctx, sub, *, status="canceled", reason="cancellation_requested"):
+def invoice_settled(ctx, invoice):
+    """After an open subscription invoice was paid: a pending update takes effect, and a
+    subscription waiting on this payment is active again."""
+    sub_id = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+    sub = ctx.store.get("subscription", sub_id)
+    if sub is None or sub["status"] in ENDED:
+        return
+    before = ctx.events.snapshot(sub)
+    changed = False
+    pending = sub.get("_pending_update")
+    if pending and pending["invoice"] == invoice["id"]:
+        _restore_items(ctx, sub, pending["items"], pending["records"])
+        sub["pending_update"] = None
+        sub["_pending_update"] = None
+        changed = True
+    if sub["status"] in ("past_due", "unpaid", "incomplete") and open_invoice(ctx, sub) is None:
+        sub["status"] = "active"
+        changed = True
+    if changed:
+        ctx.events.emit("customer.subscription.updated", sub, previous=before)
+
+
+def cancel(ctx, sub, *, status="canceled", reason="cancellation_requested", at=None):
     if sub["status"] in ENDED:
         raise StripeError(400, "A canceled subscription can only update its cancellation_details "
                                "and metadata.", code="resource_missing", param="subscription")
     now = ctx.store.now()
-    sub.update(status=status, canceled_at=now, ended_at=now)
-    sub["cancellation_details"]["reason"] = reason
+    ended = at if at is not None else now
+    sub.update(status=status, canceled_at=sub["canceled_at"] or now, ended_at=ended)
+    sub["cancellation_details"]["reason"] = sub["cancellation_details"]["reason"] or reason
+    if sub.get("_pending_update"):
+        sub["pending_update"] = sub["_pending_update"] = None
     ctx.events.emit("customer.subscription.deleted", sub)
 
 
 def update_subscription(ctx, sub, params):
-    """POST /v1/subscriptions/{id}: quantity/price changes, cancel_at_period_end, metadata."""
+    """POST /v1/subscriptions/{id}: quantity/price changes, cancel_at_period_end, metadata.
+
+    When ``proration_behavior=always_invoice`` bills a charge at once and the card declines:
+
+    - ``allow_incomplete`` (the default): the change stands, the invoice stays open after
+      ``invoice.payment_failed`` and the subscription becomes ``past_due``;
+    - ``error_if_incomplete``: a 402 ``card_error`` and nothing changes (no invoice, no event);
+    - ``pending_if_incomplete``: the items stay as they were, the change waits in
+      ``pending_update`` until the open invoice is paid (then it applies), status unchanged;
+    - ``default_incomplete``: no charge is attempted; the invoice stays open, ``past_due``.
+    """
     if sub["status"] in ENDED and set(params) - {"metadata", "cancellation_details", "expand"}:
         raise StripeError(400, "A canceled subscription can only update its cancellation_details "
                                "and metadata.", param="subscription")
     before = ctx.events.snapshot(sub)
     behavior = params.get("proration_behavior", "create_prorations")
-    if behavior not in ("create_prorations", "always_invoice", "none"):
-        raise StripeError(400, f"Invalid proration_behavior: {behavior}",
-                          param="proration_behavior", code="parameter_invalid")
+    if behavior not in PRORATION_BEHAVIORS:
+        raise StripeError(400, f"Invalid proration_behavior: must be one of "
+                               f"{', '.join(PRORATION_BEHAVIORS)}", param="proration_behavior",
+                          code="parameter_invalid")
+    payment_behavior = params.get("payment_behavior", "allow_incomplete")
+    if payment_behavior not in UPDATE_PAYMENT_BEHAVIORS:
+        raise StripeError(400, f"Invalid payment_behavior: must be one of "
+                               f"{', '.join(UPDATE_PAYMENT_BEHAVIORS)}", param="payment_behavior",
+                          code="parameter_invalid")
+    if payment_behavior == "pending_if_incomplete":
+        extra = sorted(set(params) - PENDING_UPDATE_PARAMS)
+        if extra:
+            raise StripeError(400, f"When `payment_behavior` is `pending_if_incomplete`, you can "
+                                   f"only pass supported params; you passed: {', '.join(extra)}.",
+                              param=extra[0])
+    if sub.get("_pending_update") and "items" in params:
+        raise StripeError(400, "This subscription has a pending update; pay or void its invoice "
+                               "before changing items again.", param="items")
     proration_date = as_int(params, "proration_date", ctx.store.now())
+    saved_items, saved_records = list(sub["_items"]), _item_records(ctx, sub)
     prorations = []
     for index, change in enumerate(as_list(params.get("items"))):
         prorations += _apply_item_change(ctx, sub, change, f"items[{index}]", behavior,
@@ -220,16 +346,53 @@ def update_subscription(ctx, sub, params):
         sub["description"] = params["description"] or None
     if "default_payment_method" in params:
         sub["default_payment_method"] = params["default_payment_method"] or None
-    if behavior == "always_invoice" and prorations:
+    if behavior == "always_invoice" and (prorations or sub["_pending_prorations"]):
         invoice = _new_invoice(ctx, sub, "subscription_update",
                                sub["_pending_prorations"] + prorations)
         sub["_pending_prorations"] = []
         _finalize(ctx, invoice)
-        pay_invoice(ctx, invoice)
+        if payment_behavior == "default_incomplete":
+            if invoice["amount_due"] > 0:
+                sub["status"] = "past_due"
+        else:
+            decline = collect(ctx, invoice)
+            if decline and payment_behavior == "error_if_incomplete":
+                raise card_error(decline)  # the server rolls the whole request back
+            if decline and payment_behavior == "pending_if_incomplete":
+                new_items, new_records = list(sub["_items"]), _item_records(ctx, sub)
+                _restore_items(ctx, sub, saved_items, saved_records)
+                sub["_pending_update"] = {"invoice": invoice["id"], "items": new_items,
+                                          "records": new_records}
+                # render.py fills in subscription_items from _pending_update.
+                sub["pending_update"] = {
+                    "billing_cycle_anchor": None, "expires_at": ctx.store.now() + 23 * 3600,
+                    "trial_end": None, "trial_from_plan": None}
+            elif decline:
+                sub["status"] = "past_due"
     elif behavior == "create_prorations":
         sub["_pending_prorations"] += prorations
     ctx.events.emit("customer.subscription.updated", sub, previous=before)
     return sub
+
+
+def _item_records(ctx, sub):
+    return {item_id: copy.deepcopy(ctx.store.get("subscription_item", item_id))
+            for item_id in sub["_items"]}
+
+
+def _restore_items(ctx, sub, item_ids, records):
+    """Put a subscription's items back to (or forward to) the given ids and record states."""
+    stored = ctx.store.objects.setdefault("subscription_item", {})
+    for item_id in set(sub["_items"]) - set(item_ids):
+        stored.pop(item_id, None)
+    for item_id in item_ids:
+        record = stored.get(item_id)
+        if record is None:
+            stored[item_id] = copy.deepcopy(records[item_id])
+        else:
+            record.clear()
+            record.update(copy.deepcopy(records[item_id]))
+    sub["_items"] = list(item_ids)
 
 
 def _apply_item_change(ctx, sub, change, param, behavior, proration_date):
@@ -268,42 +431,59 @@ def _apply_item_change(ctx, sub, change, param, behavior, proration_date):
 
 def _prorate(ctx, sub, item, old_price, old_quantity, new_price, new_quantity, behavior,
              proration_date):
-    """Credit unused time at the old amount and charge remaining time at the new one."""
+    """Credit unused time at the old total and charge remaining time at the new total."""
     if behavior == "none" or sub["status"] == "trialing":
         return []
     old = amount_for(old_price, old_quantity) if old_price else 0
     new = amount_for(new_price, new_quantity) if new_price else 0
-    if old == new:
+    if old_price is new_price and old_quantity == new_quantity:
         return []
     start, end = item["current_period_start"], item["current_period_end"]
-    fraction = max(0.0, min(1.0, (end - proration_date) / max(end - start, 1)))
+    # A proration_date outside the period clamps to it (nothing left, or the whole period).
+    remaining, period = end - proration_date, end - start
+    when = _day(proration_date)
     lines = []
     if old_price and old:
         lines.append(objects.invoice_line(
             subscription_id=sub["id"], item_record=item, price_record=old_price,
-            quantity=old_quantity, amount=-round(old * fraction),
-            description=f"Unused time on {_describe(ctx, old_price, old_quantity)}",
-            period_start=proration_date, period_end=end, proration=True))
+            quantity=old_quantity, amount=-prorate(old, remaining, period),
+            description=f"Unused time on {old_quantity} × {_product_name(ctx, old_price)} "
+                        f"after {when}",
+            period_start=proration_date, period_end=end, proration=True,
+            unit_amount=unit_amount_for(old_price, old_quantity)))
     if new_price and new:
         lines.append(objects.invoice_line(
             subscription_id=sub["id"], item_record=item, price_record=new_price,
-            quantity=new_quantity, amount=round(new * fraction),
-            description=f"Remaining time on {_describe(ctx, new_price, new_quantity)}",
-            period_start=proration_date, period_end=end, proration=True))
+            quantity=new_quantity, amount=prorate(new, remaining, period),
+            description=f"Remaining time on {new_quantity} × {_product_name(ctx, new_price)} "
+                        f"after {when}",
+            period_start=proration_date, period_end=end, proration=True,
+            unit_amount=unit_amount_for(new_price, new_quantity)))
     return lines
 
 
-def preview_invoice(ctx, sub, params):
-    """Invoice.create_preview for a subscription change: prorations now plus next period.
+def _day(timestamp):
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%d %b %Y")
 
-    Nothing is stored (Stripe keeps no preview), so the change is applied to copies.
+
+def preview_invoice(ctx, sub, params):
+    """Invoice.create_preview for a subscription change: prorations plus the next period.
+
+    ``create_prorations`` (default): the next regular invoice, i.e. pending and new proration
+    lines followed by the next period at the new quantities. ``always_invoice``: the invoice
+    that the update would bill at once (prorations only). ``none``: the next period only.
+    Nothing is stored (Stripe keeps no preview): the change is applied to copies and undone.
     """
     details = params.get("subscription_details") or {}
     behavior = details.get("proration_behavior", "create_prorations")
+    if behavior not in PRORATION_BEHAVIORS:
+        raise StripeError(400, f"Invalid proration_behavior: must be one of "
+                               f"{', '.join(PRORATION_BEHAVIORS)}",
+                          param="subscription_details[proration_behavior]",
+                          code="parameter_invalid")
     proration_date = as_int(details, "proration_date", ctx.store.now())
     shadow_sub = copy.deepcopy(sub)
-    saved = {k: copy.deepcopy(v) for k, v in ctx.store.objects.get("subscription_item", {}).items()
-             if k in sub["_items"]}
+    saved_items, saved_records = list(sub["_items"]), _item_records(ctx, sub)
     saved_sequence = ctx.store.sequence
     try:
         prorations = []
@@ -311,9 +491,12 @@ def preview_invoice(ctx, sub, params):
             prorations += _apply_item_change(ctx, shadow_sub, change,
                                              f"subscription_details[items][{index}]", behavior,
                                              proration_date)
-        lines = list(shadow_sub["_pending_prorations"]) + prorations
+        lines = list(copy.deepcopy(shadow_sub["_pending_prorations"])) + prorations
+        items = items_of(ctx, shadow_sub)
+        period_start = items[0]["current_period_start"] if items else proration_date
+        period_end = items[0]["current_period_end"] if items else proration_date
         if behavior != "always_invoice":
-            for item in items_of(ctx, shadow_sub):
+            for item in items:
                 price = ctx.store.get("price", item["price"])
                 recurring = price.get("recurring") or {}
                 start = item["current_period_end"]
@@ -325,19 +508,23 @@ def preview_invoice(ctx, sub, params):
                     description=_describe(ctx, price, item["quantity"]),
                     period_start=start, period_end=end))
         customer = copy.deepcopy(ctx.store.require("customer", sub["customer"]))
-        invoice = objects.invoice(ctx.store, customer_record=customer,
-                                  subscription_record=shadow_sub, billing_reason="upcoming",
-                                  lines=lines, period_start=proration_date,
-                                  period_end=proration_date, base_url=ctx.base_url)
+        invoice = objects.invoice(
+            ctx.store, customer_record=customer, subscription_record=shadow_sub,
+            billing_reason="subscription_update" if behavior == "always_invoice" else "upcoming",
+            lines=lines, period_start=period_start, period_end=period_end,
+            base_url=ctx.base_url)
     finally:
-        # Undo the shadow changes: restore items and drop any item created for the preview.
-        items = ctx.store.objects.setdefault("subscription_item", {})
-        for key in [k for k, v in items.items() if v["_seq"] > saved_sequence]:
-            del items[key]
-        items.update(saved)
+        # Undo the shadow changes: items as they were, nothing created for the preview kept.
+        _restore_items(ctx, shadow_sub, saved_items, saved_records)
         ctx.store.sequence = saved_sequence
+    after = customer["balance"] + invoice["total"]
     invoice.update(id="upcoming_" + invoice["id"], number=None, hosted_invoice_url=None,
-                   invoice_pdf=None)
+                   invoice_pdf=None, starting_balance=customer["balance"],
+                   amount_due=max(after, 0), amount_remaining=max(after, 0),
+                   ending_balance=None, auto_advance=False,
+                   automatically_finalizes_at=None)
+    invoice["parent"]["subscription_details"]["subscription_proration_date"] = (
+        proration_date if prorations else None)
     for line in invoice["_lines"]:
         line["invoice"] = invoice["id"]
     return invoice

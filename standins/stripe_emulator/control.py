@@ -2,6 +2,16 @@
 
 They drive what a real account does on its own (renewals, failed payments, dunning, the
 clock) and shape webhook delivery (duplicates, reordering, holding, dropping, delays).
+
+    GET  /health, /config, /events          POST /config, /reset
+    POST /webhooks/release, /webhooks/wait, /events/{id}/resend
+    POST /checkout/{id}/pay, /checkout/{id}/async
+    POST /subscriptions/{id}/fail_payment | pay | renew | advance | trial_will_end
+    POST /customers/{id}/card      {"decline": true|false, "decline_code": ...}: the card
+                                   declines every automatic charge until set back
+    POST /invoices/{id}/pay        retry an open invoice ({"force": true}: succeed anyway)
+    POST /clock/advance            {"seconds": N}: renewals (charged to the card as it is),
+                                   cancel_at_period_end cancellations, checkout expiry
 """
 
 import json
@@ -184,11 +194,8 @@ def pay_subscription(emulator, data, base_url, sid):
         if invoice is None:
             billing.renew(ctx, sub, succeeded=True)
             return
-        before = ctx.events.snapshot(sub)
         billing.pay_invoice(ctx, invoice)
-        if sub["status"] != "active":
-            sub["status"] = "active"
-            ctx.events.emit("customer.subscription.updated", sub, previous=before)
+        billing.invoice_settled(ctx, invoice)
     return _with_subscription(emulator, base_url, sid, change)
 
 
@@ -219,6 +226,50 @@ def trial_will_end(emulator, data, base_url, sid):
         sub["_trial_will_end_sent"] = True
         ctx.events.emit("customer.subscription.trial_will_end", sub)
     return _with_subscription(emulator, base_url, sid, change)
+
+
+# -- payments --------------------------------------------------------------------------
+
+@route("POST", "/customers/(?P<cid>[^/]+)/card")
+def set_card(emulator, data, base_url, cid):
+    """Make the customer's card decline every charge from now on, or pay again.
+
+    {"decline": true, "decline_code": "insufficient_funds"} (default code: generic_decline)
+    or {"decline": false}. Applies to every automatic charge: immediate proration invoices
+    (proration_behavior=always_invoice), renewals on clock advance, invoice retries.
+    """
+    decline = data.get("decline", True)
+    code = data.get("decline_code") or "generic_decline"
+    if code not in billing.DECLINE_MESSAGES:
+        raise StripeError(400, f"decline_code must be one of {', '.join(billing.DECLINE_MESSAGES)}",
+                          param="decline_code")
+    with emulator.action(base_url) as ctx:
+        customer = ctx.store.require("customer", cid)
+        customer["_decline_code"] = code if decline else None
+    return 200, {"customer": cid, "decline_code": customer["_decline_code"]}
+
+
+@route("POST", "/invoices/(?P<invoice_id>[^/]+)/pay")
+def pay_invoice(emulator, data, base_url, invoice_id):
+    """Retry an open invoice with the customer's card ({"force": true}: it succeeds anyway).
+
+    A paid invoice ends past_due and applies a pending update (pending_if_incomplete).
+    """
+    with emulator.action(base_url) as ctx:
+        invoice = ctx.store.require("invoice", invoice_id)
+        if invoice["status"] != "open":
+            raise StripeError(400, f"Invoice is already {invoice['status']}.",
+                              code="invoice_not_open" if invoice["status"] != "paid"
+                              else "invoice_already_paid")
+        if data.get("force"):
+            billing.pay_invoice(ctx, invoice)
+            decline = None
+        else:
+            decline = billing.collect(ctx, invoice)
+        if decline is None:
+            billing.invoice_settled(ctx, invoice)
+        result = {"invoice": _render(emulator, invoice), "decline_code": decline}
+    return (200 if decline is None else 402), result
 
 
 # -- clock -------------------------------------------------------------------------------
@@ -254,8 +305,9 @@ def _catch_up(ctx, sub, now):
         if period_end > now:
             return
         if sub["cancel_at_period_end"] or (sub["cancel_at"] and sub["cancel_at"] <= now):
-            billing.cancel(ctx, sub)
+            # Ends at the period end (or cancel_at); canceled_at keeps the request time.
+            billing.cancel(ctx, sub, at=sub["cancel_at"] or period_end)
             return
         if sub["status"] in ("past_due", "unpaid", "incomplete"):
             return  # dunning is driven explicitly through /fail_payment, /pay, /advance
-        billing.renew(ctx, sub, succeeded=True)
+        billing.renew(ctx, sub, succeeded=None)  # the customer's card decides

@@ -115,7 +115,7 @@ def checkout_session(store, *, base_url, mode, line_items, success_url, cancel_u
         "origin_context": None, "payment_intent": None, "payment_link": None,
         "payment_method_collection": "always",
         "payment_method_configuration_details": None,
-        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "payment_method_options": {},
         "payment_method_types": ["card", "sepa_debit"], "payment_status": "unpaid",
         "permissions": None, "phone_number_collection": {"enabled": False},
         "recovered_from": None, "saved_payment_method_options": None,
@@ -123,7 +123,7 @@ def checkout_session(store, *, base_url, mode, line_items, success_url, cancel_u
         "shipping_options": [], "status": "open", "submit_type": None, "subscription": None,
         "success_url": success_url,
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted", "url": f"{base_url}/checkout/{session_id}",
+        "ui_mode": "hosted_page", "url": f"{base_url}/checkout/{session_id}",
         "wallet_options": None,
         # Not rendered: line items are only returned when expanded, as in Stripe.
         "_line_items": line_items,
@@ -158,7 +158,7 @@ def subscription(store, *, customer_id, currency, status, metadata, trial_start=
         "default_payment_method": None, "default_source": None, "default_tax_rates": [],
         "description": description, "discounts": [], "ended_at": None,
         "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
-        "latest_invoice": None, "livemode": False, "managed_payments": {"enabled": False},
+        "latest_invoice": None, "livemode": False, "managed_payments": None,
         "metadata": metadata, "next_pending_invoice_item_invoice": None,
         "on_behalf_of": None, "pause_collection": None,
         "payment_settings": {"payment_method_options": None, "payment_method_types": None,
@@ -196,8 +196,9 @@ def invoice(store, *, customer_record, subscription_record, billing_reason, line
     return {
         "id": invoice_id, "object": "invoice", "account_country": "DE",
         "account_name": "SecureMailMerge (Stripe emulator)", "account_tax_ids": None,
-        "amount_due": total, "amount_overpaid": 0, "amount_paid": 0,
-        "amount_remaining": total, "amount_shipping": 0, "application": None,
+        "amount_due": max(total, 0), "amount_overpaid": 0, "amount_paid": 0,
+        "amount_paid_off_stripe": 0, "amount_remaining": max(total, 0), "amount_shipping": 0,
+        "application": None,
         "attempt_count": 0, "attempted": False, "auto_advance": True,
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None,
                           "provider": None, "status": None},
@@ -226,7 +227,8 @@ def invoice(store, *, customer_record, subscription_record, billing_reason, line
         "receipt_number": None,
         "rendering": {"amount_tax_display": None, "pdf": {"page_size": "auto"},
                       "template": None, "template_version": None},
-        "shipping_cost": None, "shipping_details": None, "starting_balance": 0,
+        "shipping_cost": None, "shipping_details": None,
+        "starting_balance": customer_record["balance"],
         "statement_descriptor": None, "status": "draft",
         "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None,
                                "paid_at": None, "voided_at": None},
@@ -238,7 +240,10 @@ def invoice(store, *, customer_record, subscription_record, billing_reason, line
 
 
 def invoice_line(*, subscription_id, item_record, price_record, quantity, amount,
-                 description, period_start, period_end, proration=False):
+                 description, period_start, period_end, proration=False, unit_amount=None):
+    """A line of a subscription invoice; prorations are backed by an invoice item (``ii_``)."""
+    if unit_amount is None:
+        unit_amount = amount // max(quantity, 1)
     return {
         "id": Store.new_id("il_"), "object": "line_item", "amount": amount,
         "currency": price_record["currency"], "description": description,
@@ -246,7 +251,8 @@ def invoice_line(*, subscription_id, item_record, price_record, quantity, amount
         "livemode": False, "metadata": {},
         "parent": {"invoice_item_details": None, "type": "subscription_item_details",
                    "subscription_item_details": {
-                       "invoice_item": None, "proration": proration,
+                       "invoice_item": Store.new_id("ii_") if proration else None,
+                       "proration": proration,
                        "proration_details": {"credited_items": None},
                        "subscription": subscription_id,
                        "subscription_item": item_record["id"]}},
@@ -255,7 +261,7 @@ def invoice_line(*, subscription_id, item_record, price_record, quantity, amount
         "pricing": {"price_details": {"price": price_record["id"],
                                       "product": price_record["product"]},
                     "type": "price_details",
-                    "unit_amount_decimal": str(amount // max(quantity, 1))},
+                    "unit_amount_decimal": str(unit_amount)},
         "quantity": quantity, "quantity_decimal": str(quantity),
         "subscription": subscription_id, "subtotal": amount, "taxes": [],
     }
@@ -273,16 +279,111 @@ def event(store, *, event_type, api_version, data, request_id, idempotency_key,
 
 
 def portal_configuration(store, *, features, business_profile, default_return_url,
-                         metadata):
+                         metadata, name=None, is_default=False):
     now = store.now()
     return {
         "id": Store.new_id("bpc_"), "object": "billing_portal.configuration",
         "active": True, "application": None, "business_profile": business_profile,
         "created": now, "default_return_url": default_return_url, "features": features,
-        "is_default": False, "livemode": False,
-        "login_page": {"enabled": False, "url": None}, "metadata": metadata, "name": None,
+        "is_default": is_default, "livemode": False,
+        "login_page": {"enabled": False, "url": None}, "metadata": metadata, "name": name,
         "updated": now,
     }
+
+
+def portal_business_profile(raw=None):
+    raw = raw if isinstance(raw, dict) else {}
+    return {"headline": raw.get("headline") or None,
+            "privacy_policy_url": raw.get("privacy_policy_url") or None,
+            "terms_of_service_url": raw.get("terms_of_service_url") or None}
+
+
+def portal_features(raw=None, current=None):
+    """The full ``features`` object Stripe returns, every feature present with its defaults.
+
+    ``raw`` holds the (decoded, string-valued) request parameters; ``current`` the stored
+    features when updating. Booleans arrive as "true"/"false" on the wire.
+    """
+    raw = raw if isinstance(raw, dict) else {}
+    base = current or {
+        "customer_update": {"allowed_updates": [], "enabled": False},
+        "invoice_history": {"enabled": False},
+        "payment_method_update": {"enabled": False, "payment_method_configuration": None},
+        "subscription_cancel": {
+            "cancellation_reason": {"enabled": False, "options": []}, "enabled": False,
+            "mode": "at_period_end", "proration_behavior": "none"},
+        "subscription_update": {
+            "billing_cycle_anchor": None, "default_allowed_updates": [], "enabled": False,
+            "products": None, "proration_behavior": "none",
+            "schedule_at_period_end": {"conditions": []},
+            "trial_update_behavior": "end_trial"},
+    }
+    features = {key: dict(value) for key, value in base.items()}
+
+    def flag(value):
+        return value is True or value == "true"
+
+    def listed(value):
+        if isinstance(value, dict):
+            return list(value.values())
+        return list(value) if isinstance(value, list) else ([] if value in (None, "") else [value])
+
+    for name, given in raw.items():
+        if name not in features or not isinstance(given, dict):
+            continue
+        feature = features[name]
+        if "enabled" in given:
+            feature["enabled"] = flag(given["enabled"])
+        if name == "customer_update" and "allowed_updates" in given:
+            feature["allowed_updates"] = listed(given["allowed_updates"])
+        if name == "payment_method_update" and "payment_method_configuration" in given:
+            feature["payment_method_configuration"] = given["payment_method_configuration"] or None
+        if name == "subscription_cancel":
+            for key in ("mode", "proration_behavior"):
+                if given.get(key):
+                    feature[key] = given[key]
+            reason = given.get("cancellation_reason")
+            if isinstance(reason, dict):
+                feature["cancellation_reason"] = {
+                    "enabled": flag(reason.get("enabled")),
+                    "options": listed(reason.get("options"))}
+        if name == "subscription_update":
+            for key in ("proration_behavior", "billing_cycle_anchor", "trial_update_behavior"):
+                if given.get(key):
+                    feature[key] = given[key]
+            if "default_allowed_updates" in given:
+                feature["default_allowed_updates"] = listed(given["default_allowed_updates"])
+            if "products" in given:
+                feature["products"] = [
+                    {"adjustable_quantity": {"enabled": False, "maximum": None, "minimum": 1},
+                     "prices": listed(product.get("prices")), "product": product.get("product")}
+                    for product in listed(given["products"]) if isinstance(product, dict)] or None
+    return features
+
+
+def portal_flow(flow_data):
+    """The session's ``flow`` from ``flow_data`` (a deep link), or None."""
+    if not isinstance(flow_data, dict) or not flow_data.get("type"):
+        return None
+    after = flow_data.get("after_completion") or {}
+    after_type = after.get("type") or "portal_homepage"
+    redirect = after.get("redirect") or {}
+    confirmation = after.get("hosted_confirmation") or {}
+    flow = {
+        "after_completion": {
+            "hosted_confirmation": ({"custom_message": confirmation.get("custom_message")}
+                                    if after_type == "hosted_confirmation" else None),
+            "redirect": ({"return_url": redirect.get("return_url")}
+                         if after_type == "redirect" else None),
+            "type": after_type},
+        "subscription_cancel": None, "subscription_update": None,
+        "subscription_update_confirm": None, "type": flow_data["type"]}
+    for key in ("subscription_cancel", "subscription_update"):
+        if flow_data["type"] == key and isinstance(flow_data.get(key), dict):
+            flow[key] = {"subscription": flow_data[key].get("subscription")}
+            if key == "subscription_cancel":
+                flow[key]["retention"] = None
+    return flow
 
 
 def portal_session(store, *, base_url, customer_id, return_url, configuration_id, flow,

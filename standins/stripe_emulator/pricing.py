@@ -49,3 +49,17 @@ def unit_amount_for(price, quantity):
 def format_money(amount, currency):
     symbol = {"eur": "€", "usd": "$", "gbp": "£"}.get(currency, currency.upper() + " ")
     return f"{symbol}{amount / 100:,.2f}"
+
+
+def prorate(amount, remaining, period):
+    """``amount × remaining / period`` in whole minor units, as Stripe prorates a line.
+
+    Exact integer arithmetic (no floats): the fraction is clamped to [0, 1] and the result is
+    rounded to the nearest cent, halves away from zero, so a credit is the exact negative of
+    the charge for the same amount and a preview and the later update agree to the cent.
+    """
+    if period <= 0:
+        return 0
+    remaining = max(0, min(remaining, period))
+    magnitude = (2 * abs(amount) * remaining + period) // (2 * period)
+    return -magnitude if amount < 0 else magnitude

@@ -86,13 +86,18 @@ def _base(store, record):
         items = [store.get("subscription_item", i) for i in record["_items"]]
         obj["items"] = {
             "object": "list", "data": [render(store, item) for item in items],
-            "has_more": False, "total_count": len(items),
+            "has_more": False,
             "url": f"/v1/subscription_items?subscription={record['id']}",
         }
+        pending = record.get("_pending_update")
+        if pending and isinstance(obj.get("pending_update"), dict):
+            # pending_if_incomplete: the items as they will be once the open invoice is paid.
+            obj["pending_update"]["subscription_items"] = [
+                render(store, pending["records"][item_id]) for item_id in pending["items"]]
     elif kind == "invoice":
         obj["lines"] = {
             "object": "list", "data": [_public(line) for line in record["_lines"]],
-            "has_more": False, "total_count": len(record["_lines"]),
+            "has_more": False,
             "url": f"/v1/invoices/{record['id']}/lines",
         }
     return obj

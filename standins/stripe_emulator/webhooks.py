@@ -29,7 +29,9 @@ def sign(payload: bytes, secret: str, timestamp: int) -> str:
 
 def encode(event) -> bytes:
     # Stripe sends pretty-printed JSON; receivers must verify the raw bytes, not re-serialise.
-    return json.dumps(event, indent=2).encode()
+    # The stored event carries the emulator's own bookkeeping ("_seq"), which never leaves.
+    public = {key: value for key, value in event.items() if not key.startswith("_")}
+    return json.dumps(public, indent=2).encode()
 
 
 class Dispatcher:

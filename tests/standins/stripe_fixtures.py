@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 import requests
@@ -25,7 +26,7 @@ class WebhookReceiver:
     """A tiny HTTP endpoint recording every webhook POST (raw body + headers)."""
 
     def __init__(self):
-        self.requests = []
+        self.requests: list[dict[str, Any]] = []
         self.fail_next = 0  # answer this many requests with 500 (to exercise retries)
         self._lock = threading.Lock()
         receiver = self

@@ -160,6 +160,7 @@ def test_checkout_paid_flow_sends_signed_webhooks(stripe_env, webhook_receiver, 
     done = stripe.checkout.Session.retrieve(session.id, expand=["subscription", "line_items"])
     assert (done.status, done.payment_status) == ("complete", "paid")
     assert done.client_reference_id == "tenant-1:oid-1"
+    assert isinstance(done.subscription, stripe.Subscription)  # expanded
     assert done.subscription.status == "active"
     assert done.subscription.metadata.to_dict() == {"org": "contoso"}
     item = done.subscription["items"].data[0]
@@ -170,7 +171,9 @@ def test_checkout_paid_flow_sends_signed_webhooks(stripe_env, webhook_receiver, 
 
     sub = stripe.Subscription.retrieve(done.subscription.id, expand=["latest_invoice"])
     invoice = sub.latest_invoice
+    assert isinstance(invoice, stripe.Invoice)  # expanded
     assert invoice.status == "paid" and invoice.amount_paid == 5760
+    assert invoice.hosted_invoice_url is not None and invoice.invoice_pdf is not None
     assert invoice.parent.subscription_details.subscription == sub.id
     assert requests.get(invoice.hosted_invoice_url, timeout=5).status_code == 200
     assert requests.get(invoice.invoice_pdf, timeout=5).content.startswith(b"%PDF")
