@@ -86,7 +86,9 @@ traces
 
 // Fires while a poison queue still holds messages, from the depth the `poison_queue_depth` timer function
 // logs every 15 minutes ("poison_queue_depth queue=<name> depth=<n>"). Resolves itself once the queue is
-// empty (handlers/operations.py).
+// empty (handlers/operations.py). `arg_max(timestamp, depth)` keeps the latest line's `depth` (a long) under
+// its own name; `depth = arg_max(...)` would name the timestamp `depth` and measure a datetime, which Azure
+// Monitor refuses (tests/infra/test_alert_queries.py types every query with the Kusto language service).
 resource poisonNotEmpty 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: '${namePrefix}-poison-queue-not-empty'
   location: location
@@ -110,7 +112,7 @@ resource poisonNotEmpty 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
 traces
 | where message startswith "poison_queue_depth "
 | parse message with * "queue=" queue " depth=" depth:long
-| summarize depth = arg_max(timestamp, depth) by queue
+| summarize arg_max(timestamp, depth) by queue
 | project queue, depth
 '''
           timeAggregation: 'Maximum'

@@ -55,12 +55,15 @@ resource customSender 'Microsoft.Communication/emailServices/domains/senderUsern
   }
 }
 
-resource communicationService 'Microsoft.Communication/communicationServices@2023-04-01' = {
+// API version 2025-05-01: the first stable one with `disableLocalAuth` (older ones ignore the property).
+resource communicationService 'Microsoft.Communication/communicationServices@2025-05-01' = {
   name: communicationServiceName
   location: 'global'
   tags: tags
   properties: {
     dataLocation: dataLocation
+    // No access keys or connection strings: the app sends with its managed identity (infra/rbac.bicep).
+    disableLocalAuth: true
     linkedDomains: useCustomDomain ? [azureManagedDomain.id, customDomain.id] : [azureManagedDomain.id]
   }
 }

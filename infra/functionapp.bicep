@@ -69,6 +69,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: public network access is required: Stripe, the add-in and browsers call the app from the internet.
   // checkov:skip=CKV_AZURE_212: Flex Consumption adds instances on demand; "always ready" instances are a cost choice (docs/operations.md), not needed for failover.
   // checkov:skip=CKV_AZURE_213: the app exposes /api/health itself; Flex Consumption replaces unhealthy instances itself and has no health-check probe setting.
+  // checkov:skip=CKV_AZURE_78: FTP is off through basicPublishingCredentialsPolicies `ftp` (allow: false, below); the check only reads siteConfig.ftpsState, which Flex Consumption does not support (ARM error 51021).
   name: name
   location: location
   tags: union(tags, { 'azd-service-name': 'api' })
@@ -109,7 +110,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No `ftpsState`: Flex Consumption does not support FTPS and rejects the property in some regions
+      // (ARM error 51021). FTP is off through the basicPublishingCredentialsPolicies below.
       http20Enabled: true
       // No platform CORS: the app answers CORS for ADDIN_ORIGINS itself, and platform CORS would override it.
       // The whole app-settings set is replaced on every provision: a setting changed by hand in the portal

@@ -1,5 +1,6 @@
 // Every role assignment in one place, each on the narrowest scope (one resource, never the group).
 // Built-in role ids: https://learn.microsoft.com/azure/role-based-access-control/built-in-roles
+// (tests/infra/test_bicep.py checks them against a vendored copy of that list).
 param storageAccountName string
 param keyVaultName string
 param applicationInsightsName string
@@ -19,7 +20,6 @@ var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
-  communicationAndEmailServiceOwner: '09976791-48a7-449e-bb21-39d1a415f350'
 }
 var hasOperator = !empty(operatorPrincipalId)
 
@@ -35,7 +35,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
 
-resource communicationService 'Microsoft.Communication/communicationServices@2023-04-01' existing = {
+resource communicationService 'Microsoft.Communication/communicationServices@2025-05-01' existing = {
   name: communicationServiceName
 }
 
@@ -97,13 +97,42 @@ resource appMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
-// Sending e-mail with an Entra token is authorized against the Communication Services resource; this
-// built-in role is the one Microsoft documents for it. Scoped to that one resource only.
+// Sending e-mail with an Entra token is authorized against the Communication Services resource. The
+// built-in Communication and Email Service Owner would also let the app list and regenerate the access keys;
+// this custom role has only the three actions Microsoft documents for sending ("Use a custom role to limit
+// permissions", https://learn.microsoft.com/azure/communication-services/quickstarts/email/send-email-smtp/smtp-authentication).
+// Role names are unique in the tenant, hence the resource group and a token in the name. A role definition
+// outlives `azd down` (it is not in the resource group); the next provision of the same environment reuses it.
+resource emailSenderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, 'securemailmerge-email-sender')
+  properties: {
+    roleName: 'SecureMailMerge e-mail sender (${resourceGroup().name} ${uniqueString(resourceGroup().id)})'
+    description: 'Send e-mail through Azure Communication Services with an Entra token. No access keys.'
+    type: 'CustomRole'
+    assignableScopes: [
+      resourceGroup().id
+    ]
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Communication/CommunicationServices/Read'
+          'Microsoft.Communication/CommunicationServices/Write'
+          'Microsoft.Communication/EmailServices/write'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+// Scoped to the one Communication Services resource.
 resource appEmailSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(communicationService.id, appPrincipalId, roles.communicationAndEmailServiceOwner)
+  name: guid(communicationService.id, appPrincipalId, emailSenderRole.id)
   scope: communicationService
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.communicationAndEmailServiceOwner)
+    roleDefinitionId: emailSenderRole.id
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }

@@ -23,7 +23,9 @@ done
 
 if [ -n "$missing" ]; then
   echo "check-secrets: these secrets are missing in Key Vault $vault:$missing" >&2
-  echo "Set them as described in docs/operations.md (First deployment, step 4), then run 'azd deploy'." >&2
+  echo "This stop is expected on a first 'azd up': the infrastructure is provisioned, the secrets are not." >&2
+  echo "Store them (docs/operations.md, First deployment, step 7), make the app read them (step 8)," >&2
+  echo "then run 'azd deploy'." >&2
   exit 1
 fi
 echo "check-secrets: all secrets present in $vault."

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from pycep import BicepParser
@@ -14,14 +15,16 @@ from pycep import BicepParser
 from adapters import table_storage as app_storage
 from tests.infra.templates import INFRA, bicep_files, key, one, resources, template, variable, walk_strings
 
-ROLE = {
-    "storageBlobDataOwner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
-    "storageQueueDataContributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
-    "storageTableDataContributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
-    "keyVaultSecretsUser": "4633458b-17de-408a-b874-0445c86b69e6",
-    "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
-    "communicationAndEmailServiceOwner": "09976791-48a7-449e-bb21-39d1a415f350",
-}
+# Azure built-in role name -> id, vendored with its source (Microsoft's built-in roles page), so a wrong id in
+# rbac.bicep is caught against Microsoft's list rather than against a copy of the template.
+BUILT_IN_ROLES: dict[str, str] = json.loads((Path(__file__).with_name("azure_builtin_roles.json")).read_text())["roles"]
+# The actions Microsoft documents for sending e-mail through Communication Services with an Entra identity
+# ("Use a custom role to limit permissions", Communication Services SMTP authentication how-to).
+EMAIL_SEND_ACTIONS = [
+    "Microsoft.Communication/CommunicationServices/Read",
+    "Microsoft.Communication/CommunicationServices/Write",
+    "Microsoft.Communication/EmailServices/write",
+]
 
 
 @pytest.mark.parametrize("path", bicep_files(), ids=lambda p: p.name)
@@ -89,7 +92,8 @@ def test_function_app_is_https_only_tls12_ftp_off_python311():
     assert props["httpsOnly"] is True
     assert props["siteConfig"]["minTlsVersion"] == "1.2"
     assert props["siteConfig"]["scmMinTlsVersion"] == "1.2"
-    assert props["siteConfig"]["ftpsState"] == "Disabled"
+    # FTP is off through basicPublishingCredentialsPolicies (next test): Flex Consumption rejects ftpsState.
+    assert "ftpsState" not in props["siteConfig"]
     assert props["functionAppConfig"]["runtime"] == {"name": "python", "version": "3.11"}
 
 
@@ -172,14 +176,40 @@ def test_template_never_writes_secret_values():
 # --- role assignments ----------------------------------------------------------------------------
 
 
+def _normalise(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _built_in_role_id(symbol: str) -> str | None:
+    """Id of the built-in role that a key of rbac.bicep's `roles` (camelCase of the role name) stands for."""
+    by_name = {_normalise(name): role_id for name, role_id in BUILT_IN_ROLES.items()}
+    return by_name.get(_normalise(symbol))
+
+
 def _assignments() -> list[tuple[str, str, str]]:
-    """(role name, scope symbol, principal) of every role assignment in rbac.bicep."""
+    """(role, scope symbol, principal) of every role assignment in rbac.bicep.
+
+    role: the key in `roles` for a built-in role, or the symbol of a role definition declared in rbac.bicep.
+    """
     out = []
     for assignment in resources("rbac", "Microsoft.Authorization/roleAssignments").values():
-        role = assignment["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
-        role_name = role["operator"]["operands"]["operand_2"]
+        role = assignment["properties"]["roleDefinitionId"]
+        if isinstance(role, dict) and "function" in role:  # subscriptionResourceId('...roleDefinitions', roles.x)
+            accessor = role["function"]["parameters"]["resource_name_1"]
+            role_name = accessor["operator"]["operands"]["operand_2"]
+        else:  # <custom role symbol>.id
+            operands = role["operator"]["operands"]
+            assert operands["operand_2"] == "id", role
+            role_name = operands["operand_1"]
         out.append((role_name, assignment["scope"], assignment["properties"]["principalId"]))
     return out
+
+
+def test_built_in_role_ids_are_microsofts():
+    for symbol, role_id in variable("rbac", "roles").items():
+        expected = _built_in_role_id(symbol)
+        assert expected, f"{symbol}: not in tests/infra/azure_builtin_roles.json; add it from its source"
+        assert role_id == expected, f"{symbol}: {role_id} is not the built-in role's id {expected}"
 
 
 @pytest.mark.parametrize(
@@ -190,17 +220,41 @@ def _assignments() -> list[tuple[str, str, str]]:
         ("storageTableDataContributor", "storage"),
         ("keyVaultSecretsUser", "vault"),
         ("monitoringMetricsPublisher", "appInsights"),
-        ("communicationAndEmailServiceOwner", "communicationService"),
+        ("emailSenderRole", "communicationService"),
     ],
 )
 def test_app_identity_has_role(role, scope):
     assert (role, scope, "appPrincipalId") in _assignments()
-    assert variable("rbac", "roles")[role] == ROLE[role]
 
 
 def test_app_identity_has_no_other_roles():
     app_roles = {(role, scope) for role, scope, principal in _assignments() if principal == "appPrincipalId"}
-    assert len(app_roles) == len(ROLE)
+    assert len(app_roles) == 6, app_roles
+
+
+def test_app_sends_mail_with_a_role_that_cannot_touch_the_access_keys():
+    """Communication and Email Service Owner could list and regenerate the ACS keys; the app gets only sending."""
+    definitions = resources("rbac", "Microsoft.Authorization/roleDefinitions")
+    role = definitions["emailSenderRole"]["properties"]
+    assert role["type"] == "CustomRole"
+    (scope,) = role["assignableScopes"]  # resourceGroup().id: assignable in this resource group only
+    assert scope["operator"]["operands"]["operand_1"]["function"]["type"] == "resource_group"
+    assert scope["operator"]["operands"]["operand_2"] == "id"
+    (permissions,) = role["permissions"]
+    actions = permissions["actions"]
+    assert actions == EMAIL_SEND_ACTIONS
+    assert not any("*" in action or "ListKeys" in action or "RegenerateKey" in action for action in actions)
+    assert not permissions.get("dataActions")
+    assert "communicationAndEmailServiceOwner" not in variable("rbac", "roles")
+
+
+def test_communication_services_accepts_entra_tokens_only():
+    (symbol, acs), = resources("communication", "Microsoft.Communication/communicationServices").items()
+    assert acs["properties"]["disableLocalAuth"] is True
+    # disableLocalAuth exists from API version 2025-05-01 (azure-rest-api-specs, Microsoft.Communication
+    # stable/2025-05-01/CommunicationServices.json); older versions drop the property silently.
+    api_version = template("communication")["resources"][symbol]["api_version"]
+    assert api_version >= "2025-05-01", api_version
 
 
 def test_rbac_module_gets_the_identity_principal():
