@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -97,6 +99,16 @@ class Plan(Generic[T]):
     after: AfterCommit = field(default_factory=AfterCommit)
 
 
+# Writers per subscription within this process, striped over a fixed set of locks (bounded memory;
+# two subscriptions sharing a stripe merely wait for each other). Re-entrant: a change may start
+# another on the same subscription from the same thread (after its own commit).
+_WRITER_LOCKS = tuple(threading.RLock() for _ in range(64))
+
+
+def _writer_lock(subscription_id: str) -> threading.RLock:
+    return _WRITER_LOCKS[zlib.crc32(subscription_id.encode()) % len(_WRITER_LOCKS)]
+
+
 class UnitOfWork:
     def __init__(self, store: TableStore) -> None:
         self.store = store
@@ -111,19 +123,28 @@ class UnitOfWork:
 
     def change(self, subscription_id: str, decide: Callable[[Subscription], Plan[T]],
                attempts: int = MAX_ATTEMPTS) -> T:
+        # One writer per subscription in this instance at a time: concurrent requests on one host
+        # queue here instead of fighting over the ETag (and giving up with 503 after many retries);
+        # only writers on other instances can still conflict. The follow-up work runs outside.
+        with _writer_lock(subscription_id):
+            plan = self._commit(subscription_id, decide, attempts)
+        self.run_after_commit(plan.after)
+        return plan.result
+
+    def _commit(self, subscription_id: str, decide: Callable[[Subscription], Plan[T]], attempts: int) -> Plan[T]:
         for attempt in range(attempts):
             plan = decide(self.load(subscription_id))
-            if plan.writes is not None:
-                try:
-                    self.subscriptions.commit(plan.writes)
-                except ConcurrencyConflict:
-                    log.info("change of %s lost a race (attempt %d); retrying on fresh state", subscription_id,
-                             attempt + 1)
-                    # A little jitter so that writers that collided do not collide again in lockstep.
-                    time.sleep(random.uniform(0, min(_MAX_BACKOFF_SECONDS, 0.002 * (attempt + 1))))
-                    continue
-            self.run_after_commit(plan.after)
-            return plan.result
+            if plan.writes is None:
+                return plan
+            try:
+                self.subscriptions.commit(plan.writes)
+            except ConcurrencyConflict:
+                log.info("change of %s lost a race (attempt %d); retrying on fresh state", subscription_id,
+                         attempt + 1)
+                # A little jitter so that writers that collided do not collide again in lockstep.
+                time.sleep(random.uniform(0, min(_MAX_BACKOFF_SECONDS, 0.002 * (attempt + 1))))
+                continue
+            return plan
         raise ConcurrencyConflict(f"subscription {subscription_id} kept changing; gave up after {attempts} attempts")
 
     def run_after_commit(self, after: AfterCommit) -> None:

@@ -38,6 +38,29 @@ def second_host(stack):
     host.stop()
 
 
+def test_a_burst_of_200_single_assignments_on_two_hosts_assigns_exactly_the_quantity_without_503(stack, second_host):
+    """Writers on one host queue per subscription instead of fighting over the ETag: no 503 `busy`,
+    no oversell (benchmarks/contention.py prints how long such a burst takes)."""
+    owner = idp_person(stack, "admin@contoso.example")
+    token = token_for(stack, "admin@contoso.example")
+    sub = purchased_subscription(stack, owner, quantity=100)
+    tag = uuid.uuid4().hex[:6]
+    urls = [stack.url, second_host.url]
+
+    def one(i: int):
+        return call(urls[i % 2], "POST", f"/api/v1/subscriptions/{sub.id}/licenses", token,
+                    {"emails": [f"burst{i}.{tag}@contoso.example"]}, timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(64) as pool:
+        results = list(pool.map(one, range(200)))
+    statuses = sorted({status for status, _, _ in results})
+    assert set(statuses) <= {200, 409}, [(s, b) for s, b, _ in results if s not in (200, 409)][:5]
+    assert sum(1 for status, _, _ in results if status == 200) == 100
+    storage = stack.storage()
+    assert subscription_store.load(storage, sub.id).assigned_count == 100
+    assert _seat_count(storage, sub.id) == 100
+
+
 def test_fifty_parallel_requests_on_two_hosts_never_oversell(stack, second_host):
     owner = idp_person(stack, "admin@contoso.example")
     token = token_for(stack, "admin@contoso.example")

@@ -358,6 +358,7 @@ def test_addresses_with_characters_azure_forbids_in_keys_round_trip(store, ctx, 
     assert seats_of(store) == [address]
     assert UnitOfWork(store).lookups.licenses_of_address(address)[0].email == address
     sub = subscription_store.load(store, "sub_1")
+    assert sub is not None
     listed = seat_listing.list_seats(store, sub, 14, search=address[:6])
     assert [v.email for v in listed.seats] == [address]
     seat_revocation.revoke(ctx, "sub_1", address)
