@@ -81,7 +81,15 @@ class Decision:
         return self.code.valid
 
     def better_than(self, other: Decision) -> bool:
-        return _RANK_OF[self.code] < _RANK_OF[other.code]
+        """A better code wins; between equal codes an organisation's license beats an individual one
+        (a person whose individual subscription was merged holds both until it ends: PRODUCT.md 6)."""
+        if self.code is not other.code:
+            return _RANK_OF[self.code] < _RANK_OF[other.code]
+        return _kind_rank(self) < _kind_rank(other)
+
+
+def _kind_rank(decision: Decision) -> int:
+    return 0 if decision.subscription is not None and decision.subscription.kind == "organisation" else 1
 
 
 NO_LICENSE = Decision(Code.NO_LICENSE)

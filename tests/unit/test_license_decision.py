@@ -271,3 +271,15 @@ def test_the_license_checks_seat_status_matches_the_license_list(state, over_qua
     decision = license_check.decide(subscription, bound.email, over_quantity, GRACE_DAYS, NOW)
 
     assert decision.seat_status == seat.seat_status(bound, subscription, GRACE_DAYS, NOW)
+
+
+def test_between_equal_codes_the_organisations_license_answers():
+    organisation = SUBSCRIPTIONS["active"]
+    individual = replace(organisation, id="sub_individual", kind="individual")
+    org_decision = license_check.decide(organisation, "a@contoso.example", False, GRACE_DAYS, NOW)
+    own_decision = license_check.decide(individual, "a@contoso.example", False, GRACE_DAYS, NOW)
+    assert org_decision.better_than(own_decision) and not own_decision.better_than(org_decision)
+    # A better code still wins whatever the kind.
+    suspended = license_check.decide(replace(organisation, status="unpaid"), "a@contoso.example", False,
+                                     GRACE_DAYS, NOW)
+    assert own_decision.better_than(suspended)
