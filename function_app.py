@@ -10,6 +10,8 @@ from handlers import (
     audit_log,
     auth,
     billing,
+    billing_api,
+    billing_pages,
     consent,
     dashboard,
     delegates_api,
@@ -21,6 +23,8 @@ from handlers import (
     licenses_api,
     licenses_pages,
     mail,
+    merges_api,
+    merges_pages,
     operations,
     outbox,
     purchase,
@@ -55,5 +59,9 @@ for blueprint in (
     delegates_pages.bp,
     invitations.bp,
     invitation_timers.bp,
+    billing_api.bp,
+    billing_pages.bp,
+    merges_api.bp,
+    merges_pages.bp,
 ):
     app.register_functions(blueprint)

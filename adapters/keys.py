@@ -14,6 +14,10 @@ Lookup tables:
     UserSubscriptions  `<tid>|<oid>`; row = subscription id (owner or delegate)
     StripeIndex        `session` / `customer`; row = the Stripe id
     StripeEvents       last two characters of the event id; row = the event id
+    TenantSubscriptions  `<lower-case tid>` of the licensed user (individual) or the subscription's
+                       tenant; row = subscription id (merge candidates without a scan)
+
+Merges (services/merge.py) live in the organisation subscription's partition: `merge|<merge id>`.
 """
 
 from __future__ import annotations
@@ -99,6 +103,18 @@ CUSTOMER = "customer"
 def stripe_event(event_id: str) -> tuple[str, str]:
     key = encode(event_id)
     return key[-2:], key
+
+
+def tenant(tid: str) -> str:
+    """TenantSubscriptions partition: tenant ids are GUIDs, compared case-insensitively."""
+    return encode(tid.strip().lower())
+
+
+MERGE_PREFIX = "merge|"
+
+
+def merge_row(merge_id: str) -> str:
+    return MERGE_PREFIX + encode(merge_id)
 
 
 def usable(key: str) -> bool:

@@ -14,12 +14,14 @@ from adapters.table_storage import (
     INVITATIONS,
     STRIPE_EVENTS,
     STRIPE_INDEX,
+    TENANT_SUBSCRIPTIONS,
     USER_LICENSES,
     USER_SUBSCRIPTIONS,
     Row,
     TableStore,
 )
 from services.delegate import InvitationLookup
+from services.merge_record import TenantSubscription
 from services.seat import LicenseLookup
 
 
@@ -101,6 +103,24 @@ class LookupRepository:
         """(subscription id, role) for every subscription the person owns or administers."""
         rows = self.store.query(USER_SUBSCRIPTIONS, partition_key=keys.person(tid, oid))
         return [(r["RowKey"], r.get("Role", "owner")) for r in rows]
+
+    # --- tenant -> subscriptions licensing its people (merge candidates) ------------------------------
+
+    def put_tenant_subscription(self, entry: TenantSubscription) -> None:
+        self.store.upsert(TENANT_SUBSCRIPTIONS, {
+            "PartitionKey": keys.tenant(entry.tenant_id), "RowKey": entry.subscription_id, "TenantId": entry.tenant_id,
+            "Kind": entry.kind, "Status": entry.status, "OwnerEmail": entry.owner_email, "OwnerName": entry.owner_name,
+            "BoundTid": entry.bound_tid, "BoundOid": entry.bound_oid})
+
+    def tenant_subscriptions(self, tenant_id: str, kind: str) -> list[TenantSubscription]:
+        """The subscriptions of `kind` indexed under the tenant: one partition query, never a scan."""
+        rows = self.store.query(TENANT_SUBSCRIPTIONS, partition_key=keys.tenant(tenant_id), where="Kind eq @kind",
+                                parameters={"kind": kind})
+        return [TenantSubscription(tenant_id=r.get("TenantId") or tenant_id, subscription_id=r["RowKey"],
+                                   kind=r.get("Kind", ""), status=r.get("Status", ""),
+                                   owner_email=r.get("OwnerEmail", ""), owner_name=r.get("OwnerName", ""),
+                                   bound_tid=r.get("BoundTid") or "", bound_oid=r.get("BoundOid") or "")
+                for r in rows]
 
     # --- invitation token hash -> invitation ----------------------------------------------------------
 

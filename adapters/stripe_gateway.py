@@ -6,7 +6,9 @@ imported on first use so it stays off the license check's cold-start path.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -15,7 +17,16 @@ from services.settings import Settings
 
 if TYPE_CHECKING:
     import stripe
+    from stripe.params import (
+        InvoiceCreatePreviewParams,
+        InvoiceCreatePreviewParamsSubscriptionDetails,
+        InvoiceListParams,
+        SubscriptionUpdateParams,
+    )
+    from stripe.params.billing_portal import ConfigurationCreateParams, ConfigurationCreateParamsFeatures
     from stripe.params.checkout import SessionCreateParams
+
+log = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -34,8 +45,41 @@ class StripeNotFound(LookupError):
     pass
 
 
+class StripeCardDeclined(RuntimeError):
+    """The customer's card declined a charge Stripe tried at once (the payment method must change)."""
+
+    def __init__(self, message: str, decline_code: str | None = None):
+        super().__init__(message)
+        self.decline_code = decline_code
+
+
+class StripeIdempotencyConflict(RuntimeError):
+    """An idempotency key Stripe saw before with other parameters: a different request reusing it."""
+
+
+class StripeRejected(RuntimeError):
+    """Stripe refused the request (HTTP 400): the object's state does not allow it, or a parameter."""
+
+    def __init__(self, message: str, code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.param = param
+
+
 class InvalidWebhook(ValueError):
     """A webhook body that is not a Stripe event signed with one of the configured secrets."""
+
+
+def _signed_at(signature: str) -> int:
+    """The `t=` timestamp of a Stripe-Signature header (already verified to be there and numeric)."""
+    for item in signature.split(","):
+        name, _, value = item.partition("=")
+        if name.strip() == "t":
+            try:
+                return int(value)
+            except ValueError:
+                break
+    raise InvalidWebhook("the Stripe-Signature header has no timestamp")
 
 
 @dataclass(frozen=True)
@@ -62,11 +106,25 @@ class SeatPrice:
         return self.unit_amount_for(quantity) * quantity
 
 
+# The billing-portal configuration (PRODUCT.md capability 5): payment methods, billing address, tax ids and
+# invoice history; no quantity change and no cancellation there (those go through this app's own rules).
+PORTAL_METADATA_KEY = "securemailmerge_portal"
+PORTAL_VERSION = "billing-details-v1"
+PORTAL_FEATURES: ConfigurationCreateParamsFeatures = {
+    "customer_update": {"enabled": True, "allowed_updates": ["address", "tax_id"]},
+    "invoice_history": {"enabled": True},
+    "payment_method_update": {"enabled": True},
+    "subscription_cancel": {"enabled": False},
+    "subscription_update": {"enabled": False},
+}
+
+
 class StripeGateway:
     def __init__(self, settings: Settings):
         self._settings = settings
         self._client: stripe.StripeClient | None = None
         self._lock = threading.Lock()
+        self._portal_configuration: str | None = None
 
     def client(self) -> stripe.StripeClient:
         if self._client is None:
@@ -88,13 +146,24 @@ class StripeGateway:
 
         try:
             return fn(*args, **kwargs)
+        except stripe.CardError as exc:
+            raise StripeCardDeclined(str(exc.user_message or "Your card was declined."),
+                                     getattr(exc.error, "decline_code", None)) from exc
+        except stripe.IdempotencyError as exc:
+            raise StripeIdempotencyConflict(str(exc.user_message or exc)) from exc
         except stripe.InvalidRequestError as exc:
             if exc.http_status == 404:
                 raise StripeNotFound(str(exc.user_message or exc)) from exc
-            raise
+            if exc.http_status == 409:
+                # Another request with the same idempotency key is still running, or a lock timed out.
+                raise StripeUnavailable(str(exc)) from exc
+            raise StripeRejected(str(exc.user_message or exc), exc.code, exc.param) from exc
         except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
             raise StripeUnavailable(str(exc)) from exc
-        except stripe.APIError as exc:
+        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+            log.error("Stripe refused the API key (STRIPE_SECRET_KEY): %s", exc)
+            raise StripeUnavailable(str(exc)) from exc
+        except stripe.StripeError as exc:  # APIError (5xx) and anything the SDK adds
             raise StripeUnavailable(str(exc)) from exc
 
     # --- prices ---------------------------------------------------------------------------------
@@ -143,6 +212,93 @@ class StripeGateway:
         page = self._call(self.client().v1.subscriptions.list, params={"status": "all", "limit": 100})
         yield from page.auto_paging_iter()
 
+    def change_quantity(self, subscription_id: str, item_id: str, quantity: int, *, idempotency_key: str,
+                        proration_date: int | None = None) -> dict[str, Any]:
+        """Set the seat item's quantity, billing the prorations at once on an invoice charged now; a
+        declined card refuses the whole change (StripeCardDeclined, nothing changed). Returns the
+        subscription with `latest_invoice` expanded. The same idempotency key with the same
+        parameters changes Stripe once (Stripe replays its first answer for 24 hours)."""
+        params: SubscriptionUpdateParams = {
+            "items": [{"id": item_id, "quantity": quantity}],
+            "proration_behavior": "always_invoice",
+            "payment_behavior": "error_if_incomplete",
+            "expand": ["latest_invoice"],
+        }
+        if proration_date is not None:
+            params["proration_date"] = proration_date
+        return as_dict(self._call(self.client().v1.subscriptions.update, subscription_id, params=params,
+                                  options={"idempotency_key": idempotency_key}))
+
+    def set_cancel_at_period_end(self, subscription_id: str, cancel: bool) -> dict[str, Any]:
+        """Cancel at the end of the paid period, or take that back (before the period ends)."""
+        return as_dict(self._call(self.client().v1.subscriptions.update, subscription_id,
+                                  params={"cancel_at_period_end": cancel}))
+
+    # --- invoices ------------------------------------------------------------------------------------
+
+    def preview_quantity(self, subscription_id: str, customer_id: str, item_id: str, quantity: int, *,
+                         proration_behavior: str, proration_date: int | None = None) -> dict[str, Any]:
+        """`Invoice.create_preview` of the seat item at `quantity`: with `always_invoice`, the invoice the
+        change would bill at once (prorations only); with `none`, the next regular invoice. Nothing is
+        stored at Stripe."""
+        details: InvoiceCreatePreviewParamsSubscriptionDetails = {
+            "items": [{"id": item_id, "quantity": quantity}], "proration_behavior": proration_behavior}
+        if proration_date is not None:
+            details["proration_date"] = proration_date
+        params: InvoiceCreatePreviewParams = {"customer": customer_id, "subscription": subscription_id,
+                                              "subscription_details": details}
+        return as_dict(self._call(self.client().v1.invoices.create_preview, params=params))
+
+    def invoices(self, subscription_id: str, limit: int, starting_after: str | None = None
+                 ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the subscription's invoices, newest first; (invoices, has_more)."""
+        params: InvoiceListParams = {"subscription": subscription_id, "limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        page = self._call(self.client().v1.invoices.list, params=params)
+        return [as_dict(invoice) for invoice in page.data], bool(page.has_more)
+
+    # --- billing portal --------------------------------------------------------------------------------
+
+    def billing_portal_url(self, customer_id: str, return_url: str, locale: str) -> str:
+        """A billing-portal session for the customer under the portal configuration this app keeps
+        (payment methods, billing address, tax ids, invoice history; no plan change, no cancel)."""
+        session = self._call(self.client().v1.billing_portal.sessions.create, params={
+            "customer": customer_id, "configuration": self.portal_configuration_id(), "return_url": return_url,
+            "locale": locale if locale in ("en", "de") else "auto"})
+        return str(session.url)
+
+    def portal_configuration_id(self) -> str:
+        """The portal configuration this app uses: found by its metadata, created once if missing.
+
+        Kept in Stripe rather than in a setting, so a new deployment or a new Stripe account needs no
+        step by hand; the id is remembered per process. A configuration whose features differ from
+        PORTAL_FEATURES (an older version of this app, or edited in the dashboard) is not used: its
+        version in the metadata names the features it was made with."""
+        with self._lock:
+            if self._portal_configuration is not None:
+                return self._portal_configuration
+        found = None
+        page = self._call(self.client().v1.billing_portal.configurations.list,
+                          params={"active": True, "limit": 100})
+        for configuration in page.auto_paging_iter():
+            if (as_dict(configuration).get("metadata") or {}).get(PORTAL_METADATA_KEY) == PORTAL_VERSION:
+                found = str(configuration.id)
+                break
+        if found is None:
+            params: ConfigurationCreateParams = {
+                "business_profile": {"headline": "SecureMailMerge: payment method and billing details"},
+                "features": PORTAL_FEATURES,
+                "metadata": {PORTAL_METADATA_KEY: PORTAL_VERSION},
+            }
+            # Two instances creating it at once make one configuration (Stripe keeps keys for 24 hours).
+            created = self._call(self.client().v1.billing_portal.configurations.create, params=params,
+                                 options={"idempotency_key": f"securemailmerge-portal-{PORTAL_VERSION}"})
+            found = str(created.id)
+        with self._lock:
+            self._portal_configuration = found
+        return found
+
     # --- customers -----------------------------------------------------------------------------------
 
     def update_customer_email(self, customer_id: str, email: str) -> None:
@@ -167,6 +323,10 @@ class StripeGateway:
             break
         else:
             raise InvalidWebhook("signature does not match any configured secret, or the timestamp is too old")
+        # The SDK only refuses timestamps older than the tolerance; one far ahead would stay replayable
+        # until it, too, is old: the tolerance applies both ways.
+        if abs(_signed_at(signature) - time.time()) > tolerance:
+            raise InvalidWebhook(f"the signature's timestamp is more than {tolerance} s away from now")
         import json
 
         try:

@@ -17,6 +17,7 @@ from adapters import keys
 from adapters.table_storage import SUBSCRIPTIONS, Op, Row, TableStore
 from services.audit import Actor, AuditEntry
 from services.delegate import Delegate, FormerOwner, Invitation, InvitationKind
+from services.merge_record import Merge, MergePerson
 from services.seat import Reservation, Seat
 from services.subscription import Subscription
 
@@ -30,7 +31,7 @@ _ROW_CHARS = 14 * _CHUNK_CHARS
 MAX_RESERVATION_CHARS = 1_600_000
 _AUDIT_TEXT_CHARS = 30_000
 
-PartitionRow = Seat | Reservation | AuditEntry | Delegate | Invitation
+PartitionRow = Seat | Reservation | AuditEntry | Delegate | Invitation | Merge
 # Rows a change replaces or deletes (read before, so with their ETag).
 KeptRow = Seat | Reservation | Delegate | Invitation
 
@@ -44,7 +45,7 @@ class PartitionWrites:
     subscription: Subscription
     create: list[PartitionRow] = field(default_factory=list)
     update: list[Seat] = field(default_factory=list)
-    put: list[Delegate | Invitation] = field(default_factory=list)
+    put: list[Delegate | Invitation | Merge] = field(default_factory=list)
     delete: list[KeptRow] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -177,6 +178,20 @@ class SubscriptionRepository:
         rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.INVITATION_PREFIX,
                                 row_below=keys.after_prefix(keys.INVITATION_PREFIX))
         return [invitation_from_row(r) for r in rows]
+
+    # --- merges of individual subscriptions (services/merge.py) ------------------------------------
+
+    def merge(self, subscription_id: str, merge_id: str) -> Merge | None:
+        row = self.store.get(SUBSCRIPTIONS, subscription_id, keys.merge_row(merge_id))
+        return merge_from_row(row) if row is not None else None
+
+    def open_merges(self) -> Iterator[tuple[str, Merge]]:
+        """(organisation subscription id, merge) for every merge not completed (the timer: one query)."""
+        rows = self.store.query(SUBSCRIPTIONS, row_from=keys.MERGE_PREFIX,
+                                row_below=keys.after_prefix(keys.MERGE_PREFIX), where="Status eq @running",
+                                parameters={"running": "running"})
+        for row in rows:
+            yield row["PartitionKey"], merge_from_row(row)
 
     # --- audit -----------------------------------------------------------------------------------
 
@@ -417,13 +432,58 @@ def invitation_from_row(row: Row) -> Invitation:
     )
 
 
+def merge_entity(subscription_id: str, merge: Merge) -> dict[str, Any]:
+    people = [{**asdict(p), "ends_at": p.ends_at.isoformat() if p.ends_at else None} for p in merge.people]
+    entity: dict[str, Any] = {
+        "PartitionKey": subscription_id,
+        "RowKey": keys.merge_row(merge.id),
+        "MergeId": merge.id,
+        "Status": merge.status,
+        "Quantity": merge.quantity,
+        "People": json.dumps(people),
+        "ActorTid": merge.actor.tid,
+        "ActorOid": merge.actor.oid,
+        "ActorEmail": merge.actor.email,
+        "ActorName": merge.actor.name,
+        "CreatedAt": merge.created_at,
+        "UpdatedAt": merge.updated_at,
+        "Error": merge.error,
+    }
+    if merge.proration_date is not None:
+        entity["ProrationDate"] = merge.proration_date
+    return entity
+
+
+def merge_from_row(row: Row) -> Merge:
+    people = []
+    for p in json.loads(row.get("People") or "[]"):
+        ends = p.get("ends_at")
+        people.append(MergePerson(**{**p, "ends_at": datetime.fromisoformat(ends) if ends else None}))
+    proration = row.get("ProrationDate")
+    return Merge(
+        id=row.get("MergeId") or keys.decode(row["RowKey"].removeprefix(keys.MERGE_PREFIX)),
+        actor=Actor(row.get("ActorTid", ""), row.get("ActorOid", ""), row.get("ActorEmail", ""),
+                    row.get("ActorName", "")),
+        people=tuple(people),
+        quantity=int(row.get("Quantity") or 0),
+        proration_date=int(proration) if proration is not None else None,
+        status=row.get("Status") or "running",
+        created_at=row.get("CreatedAt") or datetime.now(UTC),
+        updated_at=row.get("UpdatedAt") or datetime.now(UTC),
+        error=row.get("Error") or "",
+        etag=row.etag,
+    )
+
+
 def _entities(subscription_id: str, row: PartitionRow) -> list[dict[str, Any]]:
     if isinstance(row, Reservation):
         return reservation_entities(subscription_id, row)
     return [_entity(subscription_id, row)]
 
 
-def _entity(subscription_id: str, row: Seat | AuditEntry | Delegate | Invitation) -> dict[str, Any]:
+def _entity(subscription_id: str, row: Seat | AuditEntry | Delegate | Invitation | Merge) -> dict[str, Any]:
+    if isinstance(row, Merge):
+        return merge_entity(subscription_id, row)
     if isinstance(row, Seat):
         return seat_entity(subscription_id, row)
     if isinstance(row, Delegate):

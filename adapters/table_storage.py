@@ -43,6 +43,7 @@ STRIPE_EVENTS = "StripeEvents"
 TENANT_CONSENT = "TenantConsent"
 SESSIONS = "Sessions"
 SENT_MAIL = "SentMail"
+TENANT_SUBSCRIPTIONS = "TenantSubscriptions"
 TABLES = (
     SUBSCRIPTIONS,
     USER_LICENSES,
@@ -53,6 +54,7 @@ TABLES = (
     TENANT_CONSENT,
     SESSIONS,
     SENT_MAIL,
+    TENANT_SUBSCRIPTIONS,
 )
 
 # Queues; the Functions host moves a message to `<name>-poison` after maxDequeueCount attempts.
@@ -147,11 +149,26 @@ class RetryProfile:
 STANDARD_RETRY = RetryProfile(retry_total=5, backoff_factor=0.5, backoff_max=8, connection_timeout=5, read_timeout=20)
 
 
+def bounded_retry(budget_seconds: float, retries: int = 1) -> RetryProfile:
+    """Retries that fit a time budget: `retries` retries, each attempt's timeouts a share of the budget,
+    so a call that cannot reach storage raises StorageUnavailable within about `budget_seconds`."""
+    per_try = max(budget_seconds / (retries + 2), 0.2)
+    return RetryProfile(retry_total=retries, backoff_factor=0.1, backoff_max=0.2, connection_timeout=per_try,
+                        read_timeout=per_try)
+
+
 def hot_path_retry(budget_seconds: float) -> RetryProfile:
     """Retries that fit the license check's time budget (about 2 s, PRODUCT.md section 4)."""
-    per_try = max(budget_seconds / 3, 0.2)
-    return RetryProfile(retry_total=1, backoff_factor=0.1, backoff_max=0.2, connection_timeout=per_try,
-                        read_timeout=per_try)
+    return bounded_retry(budget_seconds)
+
+
+# Every other HTTP request (pages, the JSON API, webhooks): a storage call that cannot be answered in
+# about this long becomes a 503 with Retry-After, instead of a request hanging for minutes.
+REQUEST_BUDGET_SECONDS = 10.0
+REQUEST_RETRY = bounded_retry(REQUEST_BUDGET_SECONDS)
+# The health probe pings once, briefly: a monitor must get its answer long before its own timeout.
+HEALTH_BUDGET_SECONDS = 1.0
+HEALTH_RETRY = bounded_retry(HEALTH_BUDGET_SECONDS, retries=0)
 
 
 @contextmanager

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from handlers import gate, licenses_openapi  # noqa: F401 - licenses_openapi describes the API routes
+from handlers import gate, inputs, licenses_openapi  # noqa: F401 - licenses_openapi describes the API routes
 from handlers.blueprint import new_blueprint
-from handlers.paging import PAGE_SIZE, limit
+from handlers.paging import PAGE_SIZE
 from handlers.responses import csv_response, json_response
 from handlers.web import WebRequest
 from services import access, audit_log, bootstrap, seat_listing
@@ -20,8 +20,9 @@ bp = new_blueprint()
 @bp.route(route="v1/subscriptions/{subscription_id}/audit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @gate.api(access.SUBSCRIPTION_VIEW)
 def api_audit(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
-    continuation = seat_listing.decode_token(req.params.get("continuation") or None)
-    entries, token = audit_log.page(bootstrap.storage(), subscription.id, continuation, limit(req.params.get("limit")))
+    continuation = seat_listing.decode_token(inputs.continuation(req.params.get("continuation")))
+    entries, token = audit_log.page(bootstrap.storage(), subscription.id, continuation,
+                                    inputs.limit(req.params.get("limit")))
     return json_response({"entries": entries, "continuation": seat_listing.encode_token(token)})
 
 
@@ -36,8 +37,8 @@ def api_export_audit(req: func.HttpRequest, caller: access.Caller, subscription:
 def audit_page(web: WebRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     continuation = web.req.params.get("continuation") or None
     try:
-        entries, token = audit_log.page(bootstrap.storage(), subscription.id, seat_listing.decode_token(continuation),
-                                        PAGE_SIZE)
+        entries, token = audit_log.page(bootstrap.storage(), subscription.id,
+                                        seat_listing.decode_token(inputs.continuation(continuation)), PAGE_SIZE)
     except ValueError:
         entries, token = audit_log.page(bootstrap.storage(), subscription.id, None, PAGE_SIZE)
     return web.render("audit.html", subscription=subscription, entries=entries,

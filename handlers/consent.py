@@ -12,6 +12,7 @@ from handlers.responses import when_configured
 from handlers.web import NotSignedIn, WebRequest
 from services import bootstrap, consent
 from services.i18n import translator
+from services.web_session import Person
 
 log = logging.getLogger(__name__)
 bp = new_blueprint()
@@ -62,6 +63,34 @@ def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
     # The tenant in the query is only believed when it is the signed-in admin's own tenant.
     if req.params.get("admin_consent", "").lower() != "true" or req.params.get("tenant", "").lower() != admin.tid:
         return web.error_page(400, t("consent.failed.title"), t("consent.error.wrong_tenant"))
-    consent.record(bootstrap.storage(), admin)
-    log.info("admin consent recorded for tenant %s", admin.tid)
-    return web.render("consent_result.html", ok=True, explanation=t("consent.done"), detail="")
+    # And even then the query proves nothing (anyone can type it): Entra must confirm it.
+    return _confirmation(web, admin)
+
+
+@bp.route(route="consent/check", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
+def consent_check(req: func.HttpRequest) -> func.HttpResponse:
+    """Ask Entra again whether the signed-in person's organisation has consented ("Check again")."""
+    web = WebRequest.of(req)
+    try:
+        person = web.require_person()
+    except NotSignedIn:
+        return web.sign_in_redirect()
+    return _confirmation(web, person)
+
+
+def _confirmation(web: WebRequest, person: Person) -> func.HttpResponse:
+    """Record the consent if Entra confirms it, and say what happened."""
+    t = translator(web.language)
+    outcome = consent.confirm(bootstrap.storage(), bootstrap.entra(), person)
+    if outcome is consent.Confirmation.CONFIRMED:
+        log.info("admin consent confirmed and recorded for tenant %s", person.tid)
+        return web.render("consent_result.html", ok=True, explanation=t("consent.done"), detail="")
+    if outcome is consent.Confirmation.NOT_YET:
+        log.info("admin consent for tenant %s not confirmed by Entra", person.tid)
+        return web.render("consent_result.html", ok=False, explanation=t("consent.not_confirmed"), detail="",
+                          check_again=True)
+    response = web.render("consent_result.html", status=503, ok=False, explanation=t("consent.unavailable"),
+                          detail="", check_again=True)
+    response.headers["Retry-After"] = "30"
+    return response

@@ -15,15 +15,19 @@ from services import access, bootstrap, subscription_store
 bp = new_blueprint()
 
 
-def actions(caller: access.Caller, subscription_id: str) -> list[tuple[str, str]]:
+def actions(caller: access.Caller, subscription_id: str, kind: str = "organisation") -> list[tuple[str, str]]:
     """(text key, link) of what `caller` may open on the subscription; nothing they would be refused."""
     base = f"/api/subscriptions/{subscription_id}"
     offered = [(access.LICENSES_ASSIGN, "home.action.assign", f"{base}/licenses"),
                (access.LICENSES_READ, "home.action.licenses", f"{base}/licenses"),
                (access.SUBSCRIPTION_VIEW, "home.action.audit", f"{base}/audit"),
+               (access.QUANTITY_MANAGE, "home.action.quantity", f"{base}/quantity"),
+               (access.BILLING_MANAGE, "home.action.billing", f"{base}/billing"),
                (access.OWNER, "home.action.delegates", f"{base}#delegates")]
     out: list[tuple[str, str]] = []
     for permission, key, link in offered:
+        if key == "home.action.quantity" and kind != "organisation":
+            continue  # an individual subscription keeps its one license
         if caller.can(permission) and link not in (href for _, href in out):
             out.append((key, link))
     return out
@@ -47,7 +51,7 @@ def dashboard(req: func.HttpRequest) -> func.HttpResponse:
         if caller.role is None or not caller.permissions:
             continue
         rows.append({"subscription": sub, "role": caller.role, "state": sub.license_state(grace_days).value,
-                     "actions": actions(caller, sub.id)})
+                     "actions": actions(caller, sub.id, sub.kind)})
     administered = {row["subscription"].id for row in rows}
     rows += [
         {"subscription": sub, "role": "licensee", "state": sub.license_state(grace_days).value, "actions": []}

@@ -19,8 +19,8 @@ from typing import Any
 
 import azure.functions as func
 
-from adapters.table_storage import ConcurrencyConflict, StorageUnavailable
-from handlers import bearer, delegates_openapi, gate  # noqa: F401 - delegates_openapi describes these routes
+from adapters.table_storage import ConcurrencyConflict
+from handlers import bearer, delegates_openapi, gate, inputs  # noqa: F401 - delegates_openapi describes these routes
 from handlers.blueprint import new_blueprint
 from handlers.responses import error, json_response, when_configured
 from handlers.seat_changes import actor
@@ -37,7 +37,6 @@ from services.delegate import (
     parse_permissions,
 )
 from services.identity import InvalidToken
-from services.seat import normalise_address
 from services.subscription import Subscription
 from services.unit_of_work import Refused
 from services.web_session import Person
@@ -108,7 +107,7 @@ def _signed_in(view: PersonView) -> Callable[[func.HttpRequest], func.HttpRespon
             return refusal(exc)
         except InvalidBody as exc:
             return _bad_body(exc)
-        except (ConcurrencyConflict, StorageUnavailable) as exc:
+        except ConcurrencyConflict as exc:  # an outage is answered by when_configured: 503 unavailable
             log.warning("%s: %s", view.__name__, exc)
             return error(503, "busy", "the subscription is changing right now; try again",
                          headers={"Retry-After": "2"})
@@ -144,7 +143,12 @@ def subscription_json(subscription: Subscription, caller: access.Caller, *, deta
         base = f"/api/v1/subscriptions/{subscription.id}"
         links = {"licenses": f"{base}/licenses" if caller.can(access.LICENSES_READ) else None,
                  "audit": f"{base}/audit" if caller.can(access.SUBSCRIPTION_VIEW) else None,
-                 "delegates": f"{base}/delegates" if caller.can(access.OWNER) else None}
+                 "delegates": f"{base}/delegates" if caller.can(access.OWNER) else None,
+                 "quantity": f"{base}/quantity" if caller.can(access.QUANTITY_MANAGE)
+                 and subscription.kind == "organisation" else None,
+                 "invoices": f"{base}/invoices" if caller.can(access.BILLING_MANAGE) else None,
+                 "billing_portal": f"{base}/billing-portal" if caller.can(access.BILLING_MANAGE) else None,
+                 "cancellation": f"{base}/cancellation" if caller.can(access.OWNER) else None}
         out.update({
             "owner": {"name": subscription.owner_name, "email": subscription.owner_email},
             "current_period_end": _at(subscription.current_period_end),
@@ -274,7 +278,7 @@ def api_change_delegate(req: func.HttpRequest, caller: access.Caller, subscripti
                         ) -> func.HttpResponse:
     permissions = _permissions(_body(req).get("permissions"))
     changed = delegation.change_permissions(bootstrap.unit_of_work(), actor(caller), subscription.id,
-                                            req.route_params["email"], permissions)
+                                            inputs.path_address(req.route_params.get("email")), permissions)
     return json_response(delegate_json(changed) if isinstance(changed, Delegate) else invitation_json(changed))
 
 
@@ -285,7 +289,7 @@ def api_change_delegate(req: func.HttpRequest, caller: access.Caller, subscripti
 def api_remove_delegate(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                         ) -> func.HttpResponse:
     """Remove a delegate (refused from their next request on) or revoke their pending invitation."""
-    email = normalise_address(req.route_params["email"])
+    email = inputs.path_address(req.route_params.get("email"))
     delegation.remove(bootstrap.unit_of_work(), actor(caller), subscription.id, email)
     return json_response({"removed": email})
 
@@ -298,7 +302,7 @@ def api_resend_invitation(req: func.HttpRequest, caller: access.Caller, subscrip
                           ) -> func.HttpResponse:
     """A new link for a pending invitation; the old one stops working at once."""
     issued = delegation.resend(bootstrap.unit_of_work(), bootstrap.settings(), actor(caller), subscription.id,
-                               req.route_params["email"])
+                               inputs.path_address(req.route_params.get("email")))
     return json_response(invitation_json(issued.invitation, issued.link))
 
 

@@ -7,22 +7,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers.inputs import ADDRESS_SCHEMA, NAMED_ADDRESS_SCHEMA, invalid_input_response
 from services import api_spec
 from services.delegate import DELEGABLE, PERMISSIONS
 
 _SUB_PARAM = {"name": "subscription_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_EMAIL_PARAM = {"name": "email", "in": "path", "required": True, "description": "the delegate's or invited address",
-                "schema": {"type": "string", "format": "email"}}
+_EMAIL_PARAM = {"name": "email", "in": "path", "required": True, "description": "the delegate's or invited address "
+                "(percent-encoded; an encoded slash %2F is read as /)", "schema": NAMED_ADDRESS_SCHEMA}
 _SECURITY: list[dict[str, list[str]]] = [{"entraBearer": []}]
 _OWNER_ONLY = "Only the subscription's owner (permission `owner`)."
 _COMMON = {
     "401": api_spec.error_response("missing or invalid bearer token"),
     "403": api_spec.error_response("the caller may see the subscription but is not its owner (`forbidden`)"),
     "404": api_spec.error_response("unknown subscription, or not one the caller may see"),
+    "503": api_spec.unavailable_response(),
 }
 _BAD_BODY = api_spec.error_response(
-    "invalid_json, invalid_body, invalid_email or invalid_permissions (with `unknown`); `field` names the member "
-    "at fault; nothing was written")
+    "invalid_json, invalid_body, invalid_email (the body's or the path's) or invalid_permissions (with `unknown`); "
+    "`field` names the member at fault; nothing was written")
 
 _PERMISSION_LIST = {"type": "array", "items": {"type": "string", "enum": list(PERMISSIONS)}}
 _SUB_EXAMPLE: dict[str, Any] = {
@@ -111,6 +113,7 @@ api_spec.describe("/v1/subscriptions", "get", {
              "licenses": [{"subscription_id": "sub_1Q2w3E4r5T6y", "kind": "organisation", "state": "ACTIVE",
                            "valid": True, "expires_at": "2025-06-01T00:00:00+00:00"}]})},
         "401": _COMMON["401"],
+        "503": _COMMON["503"],
     },
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}", "get", {
@@ -124,7 +127,7 @@ api_spec.describe("/v1/subscriptions/{subscription_id}", "get", {
          "current_period_end": "2025-06-01T00:00:00+00:00", "cancel_at_period_end": False, "grace_until": None,
          "links": {"licenses": "/api/v1/subscriptions/sub_1Q2w3E4r5T6y/licenses",
                    "audit": "/api/v1/subscriptions/sub_1Q2w3E4r5T6y/audit"}})},
-                  "401": _COMMON["401"], "404": _COMMON["404"]},
+                  "401": _COMMON["401"], "404": _COMMON["404"], "503": _COMMON["503"]},
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}/delegates", "get", {
     "summary": "Delegated administrators and pending invitations",
@@ -149,7 +152,7 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/delegates", "post", {
     "parameters": [_SUB_PARAM],
     "requestBody": {"required": True, "content": _json(
         {"type": "object", "required": ["email", "permissions"], "properties": {
-            "email": {"type": "string", "format": "email"},
+            "email": ADDRESS_SCHEMA,
             "permissions": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(DELEGABLE)}}}},
         {"email": "it.admin@contoso.example", "permissions": ["licenses.assign", "subscription.view"]})},
     "responses": {
@@ -181,7 +184,8 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/delegates/{email}", "dele
     "parameters": [_SUB_PARAM, _EMAIL_PARAM],
     "responses": {"200": {"description": "removed", "content": _json(
         {"type": "object", "properties": {"removed": {"type": "string"}}}, {"removed": "bob@contoso.example"})},
-                  **_COMMON, "404": api_spec.error_response("unknown subscription, or not_a_delegate")},
+                  **_COMMON, "400": invalid_input_response("email"),
+                  "404": api_spec.error_response("unknown subscription, or not_a_delegate")},
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}/delegates/{email}/resend", "post", {
     "summary": "Send a pending invitation again, with a new link",
@@ -190,8 +194,8 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/delegates/{email}/resend"
     "parameters": [_SUB_PARAM, _EMAIL_PARAM],
     "responses": {"200": {"description": "the renewed invitation with its new `link`",
                           "content": _json({"$ref": "#/components/schemas/Invitation"}, _INVITATION_EXAMPLE)},
-                  **_COMMON, "404": api_spec.error_response("unknown subscription, or no pending invitation "
-                                                            "(not_a_delegate)")},
+                  **_COMMON, "400": invalid_input_response("email"),
+                  "404": api_spec.error_response("unknown subscription, or no pending invitation (not_a_delegate)")},
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}/owner-transfer", "post", {
     "summary": "Offer ownership of the subscription to another person",
@@ -204,7 +208,7 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/owner-transfer", "post", 
     "parameters": [_SUB_PARAM],
     "requestBody": {"required": True, "content": _json(
         {"type": "object", "required": ["email", "former_owner"], "properties": {
-            "email": {"type": "string", "format": "email"},
+            "email": ADDRESS_SCHEMA,
             "former_owner": {"type": "string", "enum": ["delegate", "leave"]},
             "billing_email_follows": {"type": "boolean", "default": False}}},
         {"email": "new.owner@contoso.example", "former_owner": "delegate", "billing_email_follows": False})},
@@ -251,6 +255,6 @@ api_spec.describe("/v1/invitations/accept", "post", {
         "409": api_spec.error_response("is_owner: the caller already owns the subscription"),
         "410": api_spec.error_response("invitation_invalid (used, replaced by a resend, revoked or malformed) or "
                                        "invitation_expired: ask the owner to send it again"),
-        "503": api_spec.error_response("busy; try again"),
+        "503": api_spec.unavailable_response(),
     },
 })

@@ -14,7 +14,7 @@ from typing import Any
 
 import azure.functions as func
 
-from handlers import gate
+from handlers import gate, inputs
 from handlers.blueprint import new_blueprint
 from handlers.responses import SECURITY_HEADERS
 from handlers.seat_changes import actor
@@ -61,6 +61,16 @@ def _one_address(raw: str) -> str | None:
 
 def _chosen(form: dict[str, str]) -> list[str]:
     return [p for p in DELEGABLE if form.get(PERMISSION_FIELD + p)]
+
+
+def _named(form: dict[str, str]) -> str:
+    """The address a form names a delegate or invitation by; one that cannot name any (too long, not
+    printable ASCII) becomes a short text the rules answer `not_a_delegate` for, never a storage key."""
+    raw = form.get("email", "")
+    try:
+        return inputs.named_address(raw)
+    except inputs.InvalidInput:
+        return normalise_address(raw)[:60] + " (?)"
 
 
 def _refusal_text(web: WebRequest, exc: Refused, email: str) -> str:
@@ -115,7 +125,7 @@ def invite_delegate_form(web: WebRequest, caller: access.Caller, subscription: S
 def resend_invitation_form(web: WebRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     t = translator(web.language)
     form = web.form()
-    email = normalise_address(form.get("email", ""))
+    email = _named(form)
     kind: InvitationKind = OWNER_OFFER if form.get("kind") == OWNER_OFFER else DELEGATE
     try:
         issued = delegation.resend(bootstrap.unit_of_work(), web.settings, actor(caller), subscription.id, email, kind)
@@ -136,7 +146,7 @@ def delegate_permissions_form(web: WebRequest, caller: access.Caller, subscripti
                               ) -> func.HttpResponse:
     t = translator(web.language)
     form = web.form()
-    email = normalise_address(form.get("email", ""))
+    email = _named(form)
     try:
         permissions = parse_permissions(_chosen(form))
     except InvalidPermissions:
@@ -157,7 +167,7 @@ def delegate_permissions_form(web: WebRequest, caller: access.Caller, subscripti
 def remove_delegate_form(web: WebRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     """Remove a delegate, or revoke a pending invitation (the same button, worded for each)."""
     t = translator(web.language)
-    email = normalise_address(web.form().get("email", ""))
+    email = _named(web.form())
     try:
         delegation.remove(bootstrap.unit_of_work(), actor(caller), subscription.id, email)
     except Refused as exc:

@@ -32,8 +32,9 @@ from collections.abc import Callable
 
 import azure.functions as func
 
-from adapters.table_storage import ConcurrencyConflict, StorageUnavailable
+from adapters.table_storage import ConcurrencyConflict
 from handlers import bearer
+from handlers.inputs import InvalidInput
 from handlers.responses import error, when_configured
 from handlers.web import WebRequest, csrf_refused
 from services import access, bootstrap
@@ -58,8 +59,10 @@ def api(permission: str) -> Callable[[ApiView], Handler]:
     """Gate a JSON API route (`v1/subscriptions/{subscription_id}...`): bearer token, subscription,
     `permission`; the view gets `(req, person, subscription)`.
 
-    Errors the view lets through are answered in the API's error shape: ValueError (a bad query
-    parameter) 400 `invalid_request`; a storage conflict or outage 503 `busy` with Retry-After.
+    Errors the view lets through are answered in the API's error shape: InvalidInput (an input
+    checked at the edge, handlers/inputs.py) 400 naming its `field`; ValueError 400 `invalid_request`;
+    a storage conflict 503 `busy` with Retry-After. A storage outage anywhere (the subscription's load
+    included) is 503 `unavailable` with Retry-After (handlers/responses.when_configured).
     """
     _check(permission)
 
@@ -82,9 +85,11 @@ def api(permission: str) -> Callable[[ApiView], Handler]:
                 return error(403, "forbidden", str(exc), permission=exc.permission)
             try:
                 return view(req, caller, subscription)
+            except InvalidInput as exc:
+                return error(400, exc.code, str(exc), field=exc.field)
             except ValueError as exc:
                 return error(400, "invalid_request", str(exc))
-            except (ConcurrencyConflict, StorageUnavailable) as exc:
+            except ConcurrencyConflict as exc:
                 log.warning("%s: %s", view.__name__, exc)
                 return error(503, "busy", "the subscription is changing right now; retry with the same request_id",
                              headers={"Retry-After": "2"})

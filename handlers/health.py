@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from handlers.blueprint import new_blueprint
-from handlers.responses import json_response
+from handlers.responses import STORAGE_RETRY_AFTER_SECONDS, json_response, when_configured
 from services import api_spec, bootstrap
 from services.settings import SettingsError
 
@@ -28,18 +28,23 @@ api_spec.describe(
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        state = bootstrap.storage().ping()
+        # One short attempt per service (adapters/table_storage.HEALTH_BUDGET_SECONDS): a monitor gets
+        # its answer in about a second, outage or not.
+        state = bootstrap.health_storage().ping()
     except SettingsError as exc:
         # Say which settings are wrong (names only, never values): the operator's first stop.
-        return json_response({"status": "misconfigured", "detail": str(exc)}, status=503)
+        return json_response({"status": "misconfigured", "detail": str(exc)}, status=503,
+                             headers={"Retry-After": "60"})
     except Exception as exc:  # noqa: BLE001 - any failure to reach storage is "unhealthy", not a 500
         state = {"tables": f"unreachable: {type(exc).__name__}", "queues": "unknown"}
     healthy = all(value == "ok" for value in state.values())
     return json_response({"status": "ok" if healthy else "unavailable", "storage": state},
-                         status=200 if healthy else 503)
+                         status=200 if healthy else 503,
+                         headers=None if healthy else {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)})
 
 
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@when_configured
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     base = bootstrap.settings().public_base_url
     return json_response(api_spec.document(f"{base}/api"))

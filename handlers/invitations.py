@@ -21,7 +21,7 @@ import azure.functions as func
 from adapters.table_storage import ConcurrencyConflict, StorageUnavailable
 from handlers.blueprint import new_blueprint
 from handlers.delegates_api import acceptor
-from handlers.responses import when_configured
+from handlers.responses import STORAGE_RETRY_AFTER_SECONDS, when_configured
 from handlers.web import WebRequest, csrf_refused
 from services import bootstrap, delegation
 from services.csrf import CsrfRejected
@@ -114,7 +114,9 @@ def accept_invitation(req: func.HttpRequest) -> func.HttpResponse:
         return _page(web, token, view, exc.status, exc.code)
     except (ConcurrencyConflict, StorageUnavailable) as exc:
         log.warning("accepting an invitation: %s", exc)
-        return _private(web.error_page(503, t("invitation.busy.title"), t("invitation.busy.body")))
+        busy = _private(web.error_page(503, t("invitation.busy.title"), t("invitation.busy.body")))
+        busy.headers["Retry-After"] = "2" if isinstance(exc, ConcurrencyConflict) else str(STORAGE_RETRY_AFTER_SECONDS)
+        return busy
     subscription = accepted.subscription
     organisation = subscription.owner_name or subscription.owner_email
     if accepted.kind == OWNER_OFFER:

@@ -14,14 +14,13 @@ from typing import Any
 
 import azure.functions as func
 
-from handlers import gate, licenses_openapi  # noqa: F401 - licenses_openapi describes these routes
+from handlers import gate, inputs, licenses_openapi  # noqa: F401 - licenses_openapi describes these routes
 from handlers.blueprint import new_blueprint
-from handlers.paging import limit
 from handlers.responses import csv_response, error, json_response
 from handlers.seat_changes import InvalidRequestId, api_request_id, context
 from services import access, bootstrap, seat_assignment, seat_listing, seat_revocation
 from services.address_list import AddressList, AddressListError, parse_addresses, parse_csv
-from services.seat import STATUSES
+from services.assignment_limits import DomainsNeedConfirmation, check_domains
 from services.seat_change import AlreadyAssigned, NoSeatsFree, NotAssigned
 from services.subscription import Subscription
 from services.unit_of_work import Refused
@@ -54,18 +53,22 @@ def _seat_error_json(exc: Refused, subscription_id: str) -> func.HttpResponse:
                  "subscription_url": f"{bootstrap.settings().public_base_url}/api/subscriptions/{subscription_id}"}
     elif isinstance(exc, (NotAssigned, AlreadyAssigned)):
         extra = {"email": exc.email}
+    elif isinstance(exc, DomainsNeedConfirmation):
+        extra = {"domains": exc.domains}
     return error(exc.status, exc.code, str(exc), **extra)
 
 
-def _addresses_from_body(req: func.HttpRequest) -> tuple[AddressList, str | None]:
-    """(addresses, request id) from a JSON body or a CSV/text body; AddressListError when the body is
-    unusable, InvalidRequestId when the request id is (checked first, on every branch)."""
+def _addresses_from_body(req: func.HttpRequest) -> tuple[AddressList, str | None, bool]:
+    """(addresses, request id, whether the domains are confirmed) from a JSON body or a CSV/text body;
+    AddressListError when the body is unusable, InvalidRequestId when the request id is (checked first,
+    on every branch). Domains are confirmed by `"confirm_domains": true` or `?confirm_domains=true`."""
+    confirmed = _flag(req.params.get("confirm_domains"), "confirm_domains")
     content_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     body = req.get_body()
     if content_type in ("text/csv", "application/csv", "text/plain"):
         request_id = api_request_id(req)
         parsed = parse_csv(body) if content_type != "text/plain" else parse_addresses(body.decode("utf-8", "replace"))
-        return parsed, request_id
+        return parsed, request_id, confirmed
     if content_type not in ("application/json", ""):
         raise AddressListError("unsupported_media_type", "send application/json ({\"emails\": [...]}) or text/csv")
     try:
@@ -75,7 +78,24 @@ def _addresses_from_body(req: func.HttpRequest) -> tuple[AddressList, str | None
     if not isinstance(payload, dict) or not isinstance(payload.get("emails"), (list, str)):
         raise AddressListError("invalid_body", 'send {"emails": ["a@example.com", ...], "request_id": "..."}')
     request_id = api_request_id(req, payload.get("request_id"))
-    return parse_addresses(payload["emails"]), request_id
+    confirmed = confirmed or _flag(payload.get("confirm_domains"), "confirm_domains")
+    return parse_addresses(payload["emails"]), request_id, confirmed
+
+
+def _flag(value: object, field: str) -> bool:
+    """A yes/no input: JSON true/false, or "true"/"false" in the query string; absent is false."""
+    if value is None or value is False or value in ("", "false", "0"):
+        return False
+    if value is True or value in ("true", "1"):
+        return True
+    raise inputs.InvalidInput(field, "true or false")
+
+
+def _invalid_addresses(addresses: AddressList) -> func.HttpResponse:
+    """400 `invalid_addresses`: which entries, why each (`problems`), and that nothing was written."""
+    shown = addresses.invalid[:1000]
+    return error(400, "invalid_addresses", addresses.explanation(), invalid=shown,
+                 problems=[{"address": a, "reason": addresses.problems[a]} for a in shown])
 
 
 def _assignment_json(outcome: seat_assignment.Assignment) -> dict[str, Any]:
@@ -98,8 +118,8 @@ def _assignment_json(outcome: seat_assignment.Assignment) -> dict[str, Any]:
 def api_list_licenses(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     page = seat_listing.list_seats(
         bootstrap.storage(), subscription, bootstrap.settings().grace_days,
-        status=req.params.get("status") or None, search=req.params.get("q", ""),
-        continuation=req.params.get("continuation") or None, limit=limit(req.params.get("limit")),
+        status=inputs.status(req.params.get("status")), search=inputs.search(req.params.get("q")),
+        continuation=inputs.continuation(req.params.get("continuation")), limit=inputs.limit(req.params.get("limit")),
     )
     return json_response({
         "seats": [s.as_json() for s in page.seats],
@@ -113,12 +133,12 @@ def api_list_licenses(req: func.HttpRequest, caller: access.Caller, subscription
 @gate.api(access.LICENSES_ASSIGN)
 @_seat_errors
 def api_assign_licenses(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
-    addresses, request_id = _addresses_from_body(req)
+    addresses, request_id, confirmed = _addresses_from_body(req)
     if addresses.invalid:
-        return error(400, "invalid_addresses", f"{len(addresses.invalid)} malformed address(es); nothing was assigned",
-                     invalid=addresses.invalid[:1000])
-    outcome = seat_assignment.assign(context(caller), subscription.id, addresses.valid, request_id,
-                                     addresses.duplicates)
+        return _invalid_addresses(addresses)
+    ctx = context(caller)
+    check_domains(ctx.uow, subscription, addresses.valid, confirmed=confirmed)
+    outcome = seat_assignment.assign(ctx, subscription.id, addresses.valid, request_id, addresses.duplicates)
     return json_response(_assignment_json(outcome))
 
 
@@ -127,11 +147,9 @@ def api_assign_licenses(req: func.HttpRequest, caller: access.Caller, subscripti
 @gate.api(access.LICENSES_ASSIGN)
 @_seat_errors
 def api_revoke_license(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
-    email = req.route_params["email"]
+    email = inputs.path_address(req.route_params.get("email"))
     after = seat_revocation.revoke(context(caller), subscription.id, email)
-    return json_response(
-        {"revoked": email.strip().lower(), "assigned_count": after.assigned_count, "quantity": after.quantity}
-    )
+    return json_response({"revoked": email, "assigned_count": after.assigned_count, "quantity": after.quantity})
 
 
 @bp.route(route="v1/subscriptions/{subscription_id}/licenses/{email}/reassign", methods=["POST"],
@@ -139,6 +157,7 @@ def api_revoke_license(req: func.HttpRequest, caller: access.Caller, subscriptio
 @gate.api(access.LICENSES_ASSIGN)
 @_seat_errors
 def api_reassign_license(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
+    from_email = inputs.path_address(req.route_params.get("email"))
     try:
         payload = json.loads(req.get_body() or b"null")
     except ValueError:
@@ -147,9 +166,10 @@ def api_reassign_license(req: func.HttpRequest, caller: access.Caller, subscript
         return error(400, "invalid_body", 'send {"to": "new.user@example.com"}')
     request_id = api_request_id(req, payload.get("request_id"))
     target = parse_addresses([payload["to"]])
-    if target.invalid or len(target.valid) != 1:
-        return error(400, "invalid_addresses", "the new address is malformed", invalid=target.invalid)
-    from_email = req.route_params["email"].strip().lower()
+    if target.invalid:
+        return _invalid_addresses(target)
+    if len(target.valid) != 1:
+        return error(400, "invalid_addresses", "name exactly one new address", invalid=[], problems=[])
     after = seat_revocation.reassign(context(caller), subscription.id, from_email, target.valid[0], request_id)
     return json_response({"from": from_email, "to": target.valid[0], "assigned_count": after.assigned_count})
 
@@ -158,8 +178,6 @@ def api_reassign_license(req: func.HttpRequest, caller: access.Caller, subscript
 @gate.api(access.LICENSES_READ)
 @_seat_errors
 def api_export_licenses(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
-    status = req.params.get("status") or None
-    if status and status not in STATUSES:
-        return error(400, "invalid_request", f"status must be one of {', '.join(STATUSES)}")
+    status = inputs.status(req.params.get("status"))
     text = seat_listing.export_csv(bootstrap.storage(), subscription, bootstrap.settings().grace_days, status)
     return csv_response(text, f"licenses-{subscription.id}.csv")

@@ -5,21 +5,48 @@ the description exists whenever the routes do.
 
 from __future__ import annotations
 
-from handlers.paging import MAX_LIMIT, PAGE_SIZE
+from typing import Any
+
+from handlers.inputs import (
+    ADDRESS_SCHEMA,
+    CONTINUATION_SCHEMA,
+    LIMIT_SCHEMA,
+    NAMED_ADDRESS_SCHEMA,
+    SEARCH_SCHEMA,
+    STATUS_SCHEMA,
+    invalid_input_response,
+)
 from handlers.seat_changes import REQUEST_ID_PATTERN
 from services import api_spec
 from services.address_list import MAX_ADDRESSES
+from services.assignment_limits import DOMAINS_WITHOUT_CONFIRMATION
 from services.seat import STATUSES
 
 _SUB_PARAM = {"name": "subscription_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_EMAIL_PARAM = {"name": "email", "in": "path", "required": True, "schema": {"type": "string", "format": "email"}}
+_EMAIL_PARAM = {"name": "email", "in": "path", "required": True, "schema": NAMED_ADDRESS_SCHEMA,
+                "description": "the licensed address (percent-encoded; an encoded slash %2F is read as /)"}
 _SECURITY: list[dict[str, list[str]]] = [{"entraBearer": []}]
 _REQUEST_ID = f"^{REQUEST_ID_PATTERN}$"
-_COMMON = {
+_COMMON: dict[str, Any] = {
     "401": api_spec.error_response("missing or invalid bearer token"),
     "403": api_spec.error_response("the caller may see the subscription but lacks this route's permission"),
     "404": api_spec.error_response("unknown subscription, or not one the caller may see"),
+    "503": api_spec.unavailable_response(),
 }
+_COUNTS = {"assigned_count": {"type": "integer"}, "quantity": {"type": "integer"}}
+api_spec.schema("InvalidAddresses", {
+    "type": "object",
+    "required": ["error", "message", "invalid", "problems"],
+    "description": "`invalid_addresses`: the entries that are no usable address and why; nothing was assigned.",
+    "properties": {
+        "error": {"type": "string", "enum": ["invalid_addresses"]},
+        "message": {"type": "string"},
+        "invalid": {"type": "array", "items": {"type": "string"}, "description": "as given (at most 1,000)"},
+        "problems": {"type": "array", "items": {"type": "object", "required": ["address", "reason"], "properties": {
+            "address": {"type": "string"},
+            "reason": {"type": "string", "enum": ["malformed", "non_ascii", "too_long", "empty"]}}}},
+    },
+})
 api_spec.schema("Seat", {
     "type": "object",
     "properties": {
@@ -48,11 +75,10 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/licenses", "get", {
     "security": _SECURITY,
     "parameters": [
         _SUB_PARAM,
-        {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
-        {"name": "q", "in": "query", "description": "e-mail address prefix", "schema": {"type": "string"}},
-        {"name": "continuation", "in": "query", "description": "from the previous page", "schema": {"type": "string"}},
-        {"name": "limit", "in": "query",
-         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": PAGE_SIZE}},
+        {"name": "status", "in": "query", "schema": STATUS_SCHEMA},
+        {"name": "q", "in": "query", "description": "e-mail address prefix", "schema": SEARCH_SCHEMA},
+        {"name": "continuation", "in": "query", "schema": CONTINUATION_SCHEMA},
+        {"name": "limit", "in": "query", "schema": LIMIT_SCHEMA},
     ],
     "responses": {
         "200": {"description": "one page of seats", "content": {"application/json": {"schema": {
@@ -60,31 +86,42 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/licenses", "get", {
                 "seats": {"type": "array", "items": {"$ref": "#/components/schemas/Seat"}},
                 "continuation": {"type": ["string", "null"]},
                 "assigned_count": {"type": "integer"}, "quantity": {"type": "integer"}}}}}},
-        "400": api_spec.error_response("bad status, limit or continuation"),
+        "400": invalid_input_response("status, q, limit or continuation"),
         **_COMMON,
     },
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}/licenses", "post", {
     "summary": "Assign licenses to e-mail addresses (all or nothing)",
-    "description": f"JSON `{{\"emails\": [...], \"request_id\": \"...\"}}` (a list or comma/semicolon/newline "
-    f"separated text) or a text/csv body (with or without header, up to {MAX_ADDRESSES:,} rows; request id "
-    "in the Idempotency-Key header). Retrying with the same request_id never assigns or mails twice.",
+    "description": f"JSON `{{\"emails\": [...], \"request_id\": \"...\"}}` (a list, or one address; pasted "
+    f"text with comma/semicolon/newline separated addresses works too) or a text/csv body (with or without header, "
+    f"up to {MAX_ADDRESSES:,} rows; request id in the Idempotency-Key header). Retrying with the same request_id "
+    f"never assigns or mails twice. Addresses of more than {DOMAINS_WITHOUT_CONFIRMATION} domains new to the "
+    "subscription (other than the owner's) need `confirm_domains` (409 `confirm_domains` lists them).",
     "security": _SECURITY,
     "parameters": [_SUB_PARAM,
-                   {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "pattern": _REQUEST_ID}}],
-    "requestBody": {"content": {
+                   {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "pattern": _REQUEST_ID}},
+                   {"name": "confirm_domains", "in": "query", "schema": {"type": "boolean"},
+                    "description": "confirm the domains named by an earlier 409 `confirm_domains` (any body type)"}],
+    "requestBody": {"required": True, "content": {
         "application/json": {"schema": {"type": "object", "required": ["emails"], "properties": {
-            "emails": {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]},
-            "request_id": {"type": "string", "pattern": _REQUEST_ID}}}},
-        "text/csv": {"schema": {"type": "string"}}}},
+            "emails": {"oneOf": [
+                {"type": "array", "items": ADDRESS_SCHEMA, "minItems": 1, "maxItems": MAX_ADDRESSES},
+                ADDRESS_SCHEMA]},
+            "request_id": {"type": "string", "pattern": _REQUEST_ID},
+            "confirm_domains": {"type": "boolean", "default": False}}}},
+        "text/csv": {"schema": {"type": "string", "description": "a CSV file: a column of addresses, with or "
+                                "without a header row (email, e-mail, mail, address, upn)"}}}},
     "responses": {
         "200": {"description": "what happened per address",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Assignment"}}}},
-        "400": api_spec.error_response("malformed addresses (listed in `invalid`), empty list, too many rows, not CSV, "
-                                       "invalid_request_id (`field` names it); nothing assigned"),
+        "400": {"description": "invalid_addresses (`invalid`, `problems`: why each), empty, too_many_rows, not_csv, "
+                               "invalid_json, invalid_body, invalid_request_id (`field` names it); nothing assigned",
+                "content": {"application/json": {"schema": {"oneOf": [
+                    {"$ref": "#/components/schemas/InvalidAddresses"}, {"$ref": "#/components/schemas/Error"}]}}}},
         "409": api_spec.error_response(
-            "no_seats_free: more new licenses than free seats (`needed`, `free`); nothing assigned"),
-        "503": api_spec.error_response("busy; retry with the same request_id"),
+            "no_seats_free: more new licenses than free seats (`needed`, `free`); confirm_domains: addresses of "
+            "domains new to the subscription need confirmation (`domains`); nothing assigned"),
+        "415": api_spec.error_response("unsupported_media_type: send application/json or text/csv"),
         **_COMMON,
     },
 })
@@ -92,32 +129,49 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/licenses/{email}", "delet
     "summary": "Revoke a license; the user is unlicensed at once",
     "security": _SECURITY,
     "parameters": [_SUB_PARAM, _EMAIL_PARAM],
-    "responses": {"200": {"description": "revoked"}, **_COMMON,
+    "responses": {"200": {"description": "revoked", "content": {"application/json": {"schema": {
+                      "type": "object", "properties": {"revoked": {"type": "string"}, **_COUNTS}}}}},
+                  **_COMMON,
+                  "400": invalid_input_response("email"),
                   "404": api_spec.error_response("unknown subscription, or the address holds no license")},
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}/licenses/{email}/reassign", "post", {
     "summary": "Move a license to another address in one step",
     "security": _SECURITY,
     "parameters": [_SUB_PARAM, _EMAIL_PARAM],
-    "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["to"], "properties": {
-        "to": {"type": "string", "format": "email"}, "request_id": {"type": "string", "pattern": _REQUEST_ID}}}}}},
-    "responses": {"200": {"description": "reassigned"}, **_COMMON,
-                  "400": api_spec.error_response("malformed address, or invalid_request_id"),
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["to"], "properties": {
+            "to": ADDRESS_SCHEMA, "request_id": {"type": "string", "pattern": _REQUEST_ID}}}}}},
+    "responses": {"200": {"description": "reassigned", "content": {"application/json": {"schema": {
+                      "type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                                                       "assigned_count": {"type": "integer"}}}}}},
+                  **_COMMON,
+                  "400": {"description": "invalid_addresses (the new address, with `problems`), invalid_email (the "
+                                         "path's), invalid_json, invalid_body, invalid_request_id; nothing changed",
+                          "content": {"application/json": {"schema": {"oneOf": [
+                              {"$ref": "#/components/schemas/InvalidAddresses"},
+                              {"$ref": "#/components/schemas/Error"}]}}}},
+                  "404": api_spec.error_response("unknown subscription, or the address holds no license"),
                   "409": api_spec.error_response("the new address already holds a license")},
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}/licenses.csv", "get", {
     "summary": "Export all licenses as CSV",
     "security": _SECURITY,
-    "parameters": [_SUB_PARAM, {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}}],
-    "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}, **_COMMON},
+    "parameters": [_SUB_PARAM, {"name": "status", "in": "query", "schema": STATUS_SCHEMA}],
+    "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}, **_COMMON,
+                  "400": invalid_input_response("status")},
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}/audit", "get", {
     "summary": "The audit log, newest first, paginated",
     "security": _SECURITY,
     "parameters": [_SUB_PARAM,
-                   {"name": "continuation", "in": "query", "schema": {"type": "string"}},
-                   {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}}],
-    "responses": {"200": {"description": "entries: at, actor_*, action, target, before, after"}, **_COMMON},
+                   {"name": "continuation", "in": "query", "schema": CONTINUATION_SCHEMA},
+                   {"name": "limit", "in": "query", "schema": LIMIT_SCHEMA}],
+    "responses": {"200": {"description": "entries: at, actor_*, action, target, before, after", "content": {
+                      "application/json": {"schema": {"type": "object", "properties": {
+                          "entries": {"type": "array", "items": {"type": "object"}},
+                          "continuation": {"type": ["string", "null"]}}}}}},
+                  **_COMMON, "400": invalid_input_response("limit or continuation")},
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}/audit.csv", "get", {
     "summary": "Export the audit log as CSV",

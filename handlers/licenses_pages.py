@@ -12,14 +12,22 @@ from typing import Any
 
 import azure.functions as func
 
-from handlers import gate
+from handlers import gate, inputs
 from handlers.blueprint import new_blueprint
 from handlers.paging import PAGE_SIZE
 from handlers.responses import csv_response
 from handlers.seat_changes import InvalidRequestId, context, request_id
 from handlers.web import WebRequest
 from services import access, bootstrap, seat_assignment, seat_listing, seat_revocation
-from services.address_list import MAX_ADDRESSES, AddressList, AddressListError, parse_addresses, parse_csv
+from services.address_list import (
+    MAX_ADDRESS_LENGTH,
+    MAX_ADDRESSES,
+    AddressList,
+    AddressListError,
+    parse_addresses,
+    parse_csv,
+)
+from services.assignment_limits import DomainsNeedConfirmation, check_domains
 from services.i18n import translator
 from services.seat import STATUSES
 from services.seat_change import AlreadyAssigned, NoSeatsFree, NotAssigned
@@ -37,10 +45,18 @@ def _render_licenses(
     web: WebRequest, caller: access.Caller, subscription: Subscription, status_code: int = 200, **extra: Any
 ) -> func.HttpResponse:
     status = web.req.params.get("status") or ""
-    search = web.req.params.get("q", "")
     continuation = web.req.params.get("continuation") or None
     if status not in STATUSES:
         status = ""
+    try:
+        search = inputs.search(web.req.params.get("q"))
+    except inputs.InvalidInput:
+        search, status_code = "", 400
+        extra["search_error"] = translator(web.language)("licenses.error.search", max=MAX_ADDRESS_LENGTH)
+    try:
+        continuation = inputs.continuation(continuation)
+    except inputs.InvalidInput:
+        continuation = None
     try:
         page = seat_listing.list_seats(bootstrap.storage(), subscription, web.settings.grace_days,
                                        status=status or None, search=search, continuation=continuation,
@@ -61,6 +77,7 @@ def _render_licenses(
         free=max(subscription.quantity - subscription.assigned_count, 0),
         can_assign=caller.can(access.LICENSES_ASSIGN),
         can_view=caller.can(access.SUBSCRIPTION_VIEW),
+        can_quantity=caller.can(access.QUANTITY_MANAGE) and subscription.kind == "organisation",
         request_id=uuid.uuid4().hex,
         max_addresses=MAX_ADDRESSES,
         **extra,
@@ -94,14 +111,23 @@ def assign_form(web: WebRequest, caller: access.Caller, subscription: Subscripti
         return _render_licenses(web, caller, subscription, 400, form_error=t(f"licenses.error.{exc.code}"),
                                 pasted=pasted)
     if addresses.invalid:
+        shown = addresses.invalid[:200]
         return _render_licenses(web, caller, subscription, 400, form_error=t("licenses.error.invalid_addresses"),
-                                invalid=addresses.invalid[:200], pasted=pasted)
+                                invalid=shown, pasted=pasted,
+                                invalid_reasons={a: t(f"address.problem.{addresses.problems[a]}") for a in shown})
+    ctx = context(caller)
     try:
-        outcome = seat_assignment.assign(context(caller), subscription.id, addresses.valid, assignment_id,
+        check_domains(ctx.uow, subscription, addresses.valid, confirmed=form.get("confirm_domains") == "true")
+    except DomainsNeedConfirmation as exc:
+        return _render_licenses(web, caller, subscription, 409, pasted=pasted, unconfirmed_domains=exc.domains,
+                                form_error=t("licenses.error.confirm_domains", count=len(exc.domains)))
+    try:
+        outcome = seat_assignment.assign(ctx, subscription.id, addresses.valid, assignment_id,
                                          addresses.duplicates)
     except NoSeatsFree as exc:
+        # Where the need arises: add the missing licenses (or who can), instead of buying a second subscription.
         return _render_licenses(web, caller, subscription, 409, form_error=t("licenses.error.no_seats_free",
-                                needed=exc.needed, free=exc.free), pasted=pasted)
+                                needed=exc.needed, free=exc.free), pasted=pasted, missing=exc.needed - exc.free)
     except Refused as exc:
         return _render_licenses(web, caller, subscription, exc.status, form_error=str(exc), pasted=pasted)
     if outcome.assigned:
@@ -120,10 +146,11 @@ def revoke_form(web: WebRequest, caller: access.Caller, subscription: Subscripti
     t = translator(web.language)
     email = web.form().get("email", "").strip().lower()
     try:
+        email = inputs.named_address(email)
         seat_revocation.revoke(context(caller), subscription.id, email)
         web.flash("success", t("licenses.flash.revoked", email=email))
-    except NotAssigned:
-        web.flash("error", t("licenses.error.not_assigned", email=email))
+    except (NotAssigned, inputs.InvalidInput):
+        web.flash("error", t("licenses.error.not_assigned", email=email[:300]))
     return web.redirect(_licenses_url(subscription.id))
 
 
@@ -144,7 +171,12 @@ def reassign_form(web: WebRequest, caller: access.Caller, subscription: Subscrip
     except AddressListError:
         target = AddressList()
     if target.invalid or len(target.valid) != 1:
-        web.flash("error", t("licenses.error.invalid_target", email=form.get("to", "")))
+        web.flash("error", t("licenses.error.invalid_target", email=form.get("to", "")[:300]))
+        return web.redirect(_licenses_url(subscription.id))
+    try:
+        email = inputs.named_address(email)
+    except inputs.InvalidInput:
+        web.flash("error", t("licenses.error.not_assigned", email=email[:300]))
         return web.redirect(_licenses_url(subscription.id))
     try:
         seat_revocation.reassign(context(caller), subscription.id, email, target.valid[0], reassignment_id)

@@ -14,6 +14,7 @@ from handlers.web import NotSignedIn, WebRequest, csrf_refused
 from services import bootstrap
 from services.csrf import CsrfRejected
 from services.i18n import format_money, translator
+from services.subscription import Subscription
 
 log = logging.getLogger(__name__)
 bp = new_blueprint()
@@ -42,8 +43,16 @@ def _price_context(web: WebRequest, quantity: int, kind: str) -> dict[str, Any]:
     }
 
 
+def _existing(web: WebRequest) -> list[Subscription]:
+    """The organisation subscriptions the signed-in person could add licenses to instead of buying again."""
+    from services.quantity_change import expandable
+
+    person = web.person
+    return expandable(bootstrap.storage(), person) if person is not None else []
+
+
 def _form_page(web: WebRequest, quantity: int, kind: str, error: str | None = None,
-               status: int = 200) -> func.HttpResponse:
+               status: int = 200, separate: bool = False) -> func.HttpResponse:
     from adapters.stripe_gateway import StripeNotFound, StripeUnavailable
 
     t = translator(web.language)
@@ -52,6 +61,7 @@ def _form_page(web: WebRequest, quantity: int, kind: str, error: str | None = No
     except (StripeUnavailable, StripeNotFound) as exc:
         log.error("cannot show prices: %s", exc)
         return web.error_page(503, t("purchase.unavailable.title"), t("purchase.unavailable.body"))
+    existing = _existing(web)
     return web.render(
         "purchase.html",
         status=status,
@@ -61,6 +71,11 @@ def _form_page(web: WebRequest, quantity: int, kind: str, error: str | None = No
         max_quantity=web.settings.max_quantity,
         attempt=secrets.token_urlsafe(16),
         cancelled=web.req.params.get("cancelled") == "1",
+        # Someone who may add licenses to a running organisation subscription is offered that first;
+        # buying a separate subscription stays possible after choosing it explicitly.
+        existing=existing,
+        separate=separate or not existing,
+        add=1 if kind == "individual" else quantity,
         **prices,
     )
 
@@ -81,7 +96,7 @@ def purchase_page(req: func.HttpRequest) -> func.HttpResponse:
         quantity = parse_quantity(req.params.get("quantity") or "10", kind, web.settings)
     except InvalidPurchase as exc:
         return _form_page(web, 10, "organisation", error=str(exc), status=400)
-    return _form_page(web, quantity, kind)
+    return _form_page(web, quantity, kind, separate=req.params.get("separate") == "1")
 
 
 @bp.route(route="purchase", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -105,6 +120,10 @@ def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
         quantity = parse_quantity(form.get("quantity"), kind, web.settings)
     except InvalidPurchase as exc:
         return _form_page(web, 10, "organisation", error=str(exc), status=400)
+    if form.get("separate") != "1" and _existing(web):
+        # Not silently a second subscription: the page offers adding licenses to the existing one.
+        t = translator(web.language)
+        return _form_page(web, quantity, kind, error=t("purchase.existing.choose"), status=409)
     attempt = form.get("attempt") or secrets.token_urlsafe(16)
     try:
         url = start_checkout(bootstrap.stripe(), web.settings, buyer, quantity, kind, web.language, attempt[:64])

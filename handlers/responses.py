@@ -47,23 +47,44 @@ def csv_response(text: str, filename: str, headers: Mapping[str, str] | None = N
     )
 
 
+# What a client should wait before retrying while storage is unreachable.
+STORAGE_RETRY_AFTER_SECONDS = 10
+
+
 def when_configured(handler: Callable[..., func.HttpResponse]) -> Callable[..., func.HttpResponse]:
-    """Answer 503 instead of a 500 traceback while the app's settings are invalid.
+    """Answer 503 instead of a 500 traceback while the app's settings are invalid or storage is out.
 
     Settings are read on first use, not at import time, so a bad deployment surfaces in the first
     request: it gets a clear 503, the log one line naming every bad setting (never their values), and
     `/api/health` shows the same list to the operator.
+
+    The handler runs as an HTTP request (`bootstrap.serving_request`): each storage call fits the
+    request's time budget, and storage that cannot be reached is a 503 `unavailable` with Retry-After,
+    wherever in the request it happens (pages and the JSON API alike).
     """
 
     @functools.wraps(handler)
     def guarded(*args: Any, **kwargs: Any) -> func.HttpResponse:
+        from adapters.table_storage import StorageUnavailable
+        from services import bootstrap
         from services.settings import SettingsError
 
         try:
-            return handler(*args, **kwargs)
+            with bootstrap.serving_request():
+                return handler(*args, **kwargs)
         except SettingsError as exc:
             log.error("cannot serve %s: %s", handler.__name__, exc)
             return error(503, "misconfigured", "The service is not configured correctly; the operator has been told.",
                          headers={"Retry-After": "60"})
+        except StorageUnavailable as exc:
+            log.warning("cannot serve %s: storage unavailable: %s", handler.__name__, exc)
+            return unavailable()
 
     return guarded
+
+
+def unavailable() -> func.HttpResponse:
+    """503 `unavailable`: storage cannot be reached right now."""
+    return error(503, "unavailable", "The service cannot reach its storage right now. Try again in a moment; "
+                 "a retry with the same request_id never applies a change twice.",
+                 headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)})

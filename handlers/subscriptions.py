@@ -69,6 +69,9 @@ def render_subscription(web: WebRequest, caller: access.Caller, subscription: Su
         can_assign=caller.can(access.LICENSES_ASSIGN),
         can_view=caller.can(access.SUBSCRIPTION_VIEW),
         can_manage_delegates=caller.can(access.OWNER),
+        can_quantity=caller.can(access.QUANTITY_MANAGE) and subscription.kind == "organisation",
+        can_billing=caller.can(access.BILLING_MANAGE),
+        can_cancel=caller.can(access.OWNER),
         **context,
         **extra,
     )

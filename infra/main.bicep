@@ -95,6 +95,7 @@ var tableNames = [
   'TenantConsent'
   'Sessions'
   'SentMail'
+  'TenantSubscriptions'
 ]
 var queueNames = [
   'stripe-events'

@@ -16,13 +16,24 @@ from services.seat import normalise_address
 
 # A subscription holds at most 10,000 seats, so no list needs more rows than that.
 MAX_ADDRESSES = 10_000
+# RFC 5321 section 4.5.3.1: a path holds at most 256 octets, so an address at most 254; a local part 64.
+MAX_ADDRESS_LENGTH = 254
+MAX_LOCAL_PART_LENGTH = 64
 
-# Deliberately plain: a dot-atom local part and a host name with at least one dot. Addresses the
-# license check could never match (quoted local parts, IP literals) are refused up front.
-_ADDRESS = re.compile(
-    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
-)
+# The one address grammar: the lists, the delegation forms, the mail model and the seat services all
+# decide with it, before anything is written. A dot-atom local part (RFC 5321: letters, digits and
+# ! # $ % & ' * + / = ? ^ _ ` { | } ~ -, dots between atoms) and a host name of LDH labels with at
+# least one dot whose last label holds a letter. Quoted local parts and IP literals are refused (no
+# Microsoft 365 sign-in name has them, so the license check could never match them), and so are
+# internationalised addresses: Entra ID sign-in names (UPNs) are ASCII, and an internationalised
+# domain works in its ASCII form (xn--...). Addresses are compared lower-cased.
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_TOP_LABEL = r"(?=[a-z0-9-]*[a-z])[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+{_TOP_LABEL}", re.IGNORECASE)
+
+# Why an address is refused (`address_problem`); the lists report it per address.
+EMPTY, TOO_LONG, NON_ASCII, MALFORMED = "empty", "too_long", "non_ascii", "malformed"
 _SEPARATORS = re.compile(r"[,;\r\n\t]+")
 # "Claire Dupont <claire.dupont@contoso.example>", as copied from Outlook.
 _DISPLAY_NAME = re.compile(r"^[^<>]*<([^<>]+)>$")
@@ -42,6 +53,7 @@ class AddressList:
     valid: list[str] = field(default_factory=list)  # normalised, first occurrence order, unique
     invalid: list[str] = field(default_factory=list)  # as given (trimmed)
     duplicates: list[str] = field(default_factory=list)  # normalised, each listed once
+    problems: dict[str, str] = field(default_factory=dict)  # invalid entry -> why (`address_problem`)
 
     def add(self, raw: str) -> None:
         text = raw.strip()
@@ -49,8 +61,10 @@ class AddressList:
             return
         named = _DISPLAY_NAME.match(text)
         address = normalise_address(named.group(1) if named else text)
-        if len(address) > 254 or not is_address(address):
+        problem = address_problem(address)
+        if problem is not None:
             self.invalid.append(text)
+            self.problems[text] = problem
         elif address in self._seen:
             if address not in self.duplicates:
                 self.duplicates.append(address)
@@ -63,9 +77,37 @@ class AddressList:
     def __post_init__(self) -> None:
         self._seen: set[str] = set(self.valid)
 
+    def explanation(self) -> str:
+        """What is wrong with the invalid entries, in one sentence per kind of problem."""
+        found = set(self.problems.values())
+        parts = [f"{len(self.invalid)} address(es) cannot be used; nothing was assigned."]
+        if NON_ASCII in found:
+            parts.append("Internationalised addresses (with characters such as ü or é) are not supported: use the "
+                         "person's Microsoft 365 sign-in name, which is ASCII.")
+        if TOO_LONG in found:
+            parts.append(f"An address holds at most {MAX_ADDRESS_LENGTH} characters, the part before the @ at most "
+                         f"{MAX_LOCAL_PART_LENGTH}.")
+        if MALFORMED in found:
+            parts.append("Malformed addresses: check for typos, spaces, quotes or a missing domain.")
+        return " ".join(parts)
+
+
+def address_problem(address: str) -> str | None:
+    """None when `address` (trimmed; case does not matter) is usable; otherwise why not: `empty`,
+    `too_long`, `non_ascii` (an internationalised address) or `malformed`."""
+    if not address:
+        return EMPTY
+    local, _, _domain = address.rpartition("@")
+    if len(address) > MAX_ADDRESS_LENGTH or len(local) > MAX_LOCAL_PART_LENGTH:
+        return TOO_LONG
+    if not address.isascii():
+        return NON_ASCII
+    return None if _ADDRESS.fullmatch(address) else MALFORMED
+
 
 def is_address(address: str) -> bool:
-    return bool(_ADDRESS.match(address))
+    """Whether `address` (normalised) passes the one grammar."""
+    return address_problem(address) is None
 
 
 def parse_addresses(items: list[str] | str) -> AddressList:
@@ -96,14 +138,9 @@ def parse_csv(data: bytes) -> AddressList:
             text = data.decode("cp1252")  # Excel's "CSV" on Western European Windows
         except UnicodeDecodeError:
             raise AddressListError("not_csv", "the file is not a CSV text file (UTF-8 expected)") from None
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(cell.strip() for cell in row)]
+    rows, column, data_rows = _read_rows(text)
     if not rows:
         raise AddressListError("empty", "the list holds no e-mail addresses")
-    column, data_rows = _address_column(rows)
     if len(data_rows) > MAX_ADDRESSES:
         raise AddressListError(
             "too_many_rows", f"the file has {len(data_rows):,} rows; at most {MAX_ADDRESSES:,} are allowed per upload"
@@ -115,6 +152,42 @@ def parse_csv(data: bytes) -> AddressList:
         result.add(row[column] if column < len(row) else "")
     _require_some(result)
     return result
+
+
+_DELIMITERS = (",", ";", "\t")
+
+
+def _read_rows(text: str) -> tuple[list[list[str]], int | None, list[list[str]]]:
+    """(non-empty rows, the address column, the data rows) under the delimiter that reads the most
+    addresses from the file's start: the sniffer's guess first, then `,` `;` and tab. (A sniffer alone
+    guesses wrong on a short file whose cells hold the other delimiter, "Sales; Marketing" say.)"""
+    candidates: list[type[csv.Dialect] | csv.Dialect] = []
+    try:
+        candidates.append(csv.Sniffer().sniff(text[:4096], delimiters="".join(_DELIMITERS)))
+    except csv.Error:
+        pass
+    for delimiter in _DELIMITERS:
+        candidates.append(type("Delimited", (csv.excel,), {"delimiter": delimiter}))
+    best: tuple[int, list[list[str]], int | None, list[list[str]]] | None = None
+    for dialect in candidates:
+        try:
+            rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(cell.strip() for cell in row)]
+        except csv.Error:
+            continue
+        column, data_rows = _address_column(rows) if rows else (None, rows)
+        sample = data_rows[:200]
+        score = sum(1 for row in sample if column is not None and column < len(row) and _usable_cell(row[column]))
+        if best is None or score > best[0]:
+            best = (score, rows, column, data_rows)
+    if best is None:
+        raise AddressListError("not_csv", "the file is not a CSV text file")
+    return best[1], best[2], best[3]
+
+
+def _usable_cell(cell: str) -> bool:
+    text = cell.strip()
+    named = _DISPLAY_NAME.match(text)
+    return is_address(normalise_address(named.group(1) if named else text))
 
 
 def _address_column(rows: list[list[str]]) -> tuple[int | None, list[list[str]]]:

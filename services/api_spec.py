@@ -18,7 +18,18 @@ _SCHEMAS: dict[str, Any] = {
             "error": {"type": "string", "description": "machine-readable error code"},
             "message": {"type": "string", "description": "what is wrong, for people"},
         },
-    }
+    },
+    "FieldError": {
+        "type": "object",
+        "required": ["error", "message", "field"],
+        "description": "An input refused at the edge: `field` names the query parameter, path parameter, header "
+                       "or body member at fault; nothing was read or written.",
+        "properties": {
+            "error": {"type": "string"},
+            "message": {"type": "string"},
+            "field": {"type": "string"},
+        },
+    },
 }
 
 
@@ -58,5 +69,15 @@ def document(server_url: str) -> dict[str, Any]:
 def error_response(description: str) -> dict[str, Any]:
     return {
         "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def unavailable_response() -> dict[str, Any]:
+    """503 `unavailable` (storage out) or `busy` (the subscription kept changing), with Retry-After."""
+    return {
+        "description": "storage unreachable (`unavailable`) or the subscription kept changing (`busy`); retry after "
+                       "`Retry-After` seconds with the same request id",
+        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -110,8 +111,22 @@ def _setup_reminder(subscription_id: str, billing: Billing) -> str:
 # --- subscription state ------------------------------------------------------------------------
 
 
-def refresh(subscription_id: str, billing: Billing, reason: str) -> tuple[Subscription | None, Subscription | None]:
-    """Re-read the subscription from Stripe and store it; returns (before, after)."""
+# How a change read back from Stripe is written and audited: by default as Stripe's own
+# ("subscription.updated"); a change this app just made at Stripe (services/quantity_change.py,
+# services/cancellation.py) names the person who made it. Gets (stored, as Stripe says it), returns
+# what to write with its audit entries, or None when there is nothing to write.
+Attribution = Callable[[Subscription, Subscription], "tuple[Subscription, list[AuditEntry]] | None"]
+ENDED_STATUSES = ("canceled", "incomplete_expired")
+
+
+def refresh(subscription_id: str, billing: Billing, reason: str,
+            attribution: Attribution | None = None) -> tuple[Subscription | None, Subscription | None]:
+    """Re-read the subscription from Stripe and store it; returns (before, after).
+
+    The one way Stripe's state reaches the stored subscription: webhooks, reconciliation, and the
+    answer to a change this app made (which passes `attribution`); whichever comes second finds
+    nothing left to change, so a change is never applied or audited twice.
+    """
     observability.annotate(subscription_id=subscription_id)
     try:
         state = StripeSubscriptionState.from_stripe(billing.stripe.subscription(subscription_id))
@@ -119,28 +134,62 @@ def refresh(subscription_id: str, billing: Billing, reason: str) -> tuple[Subscr
         log.warning("Stripe does not know subscription %s", subscription_id)
         return None, None
     before = subscription_store.load(billing.storage, subscription_id)
+    # The stored state this call's transaction changed, if it was this call that wrote: only the writer
+    # tells the owner.
+    committed: list[Subscription] = []
 
     def change(current: Subscription) -> tuple[Subscription, list[AuditEntry]] | None:
+        committed.clear()
         updated = current.with_stripe_state(state)
-        if _same_state(current, updated):
-            return None
-        audit = AuditEntry(
-            STRIPE,
-            "subscription.updated",
-            target=reason,
-            before={"status": current.status, "quantity": current.quantity},
-            after={"status": updated.status, "quantity": updated.quantity},
-        )
-        return updated, [audit]
+        outcome: tuple[Subscription, list[AuditEntry]] | None
+        if attribution is not None:
+            outcome = attribution(current, updated)
+        elif same_state(current, updated):
+            outcome = None
+        else:
+            outcome = updated, [stripe_entry(current, updated, reason)]
+        if outcome is not None:
+            committed.append(current)
+        return outcome
 
     after = subscription_store.update(billing.storage, subscription_id, change)
+    over = 0
     if before is not None and after is not None and before.quantity != after.quantity:
         # Seats beyond a lowered quantity go over quantity (nothing is deleted), and back when it rises.
-        apply_quantity(UnitOfWork(billing.storage), billing.settings, after.id)
+        over = apply_quantity(UnitOfWork(billing.storage), billing.settings, after.id)
+    if committed and after is not None:
+        _tell_owner(billing, committed[0], after, over, by_stripe=attribution is None)
     return before, after
 
 
-def _same_state(a: Subscription, b: Subscription) -> bool:
+def _tell_owner(billing: Billing, old: Subscription, new: Subscription, over: int, by_stripe: bool) -> None:
+    """Mail the owner what changed: a cancellation scheduled or taken back (whoever did it, here or at
+    Stripe), and a quantity changed at Stripe directly (dashboard, support); a lowered quantity that put
+    seats over quantity is told by the over-quantity mail instead."""
+    mails = []
+    # A merged individual subscription's person is told by the merge's own mail (services/merge.py).
+    if old.cancel_at_period_end != new.cancel_at_period_end and new.status not in ENDED_STATUSES \
+            and not new.merged_into:
+        mails.append(compose.cancellation(billing.settings, new))
+    if by_stripe and old.quantity != new.quantity and not (new.quantity < old.quantity and over):
+        mails.append(compose.quantity_changed(billing.settings, new, old.quantity))
+    for mail in mails:
+        enqueue(billing.storage, mail)
+
+
+def stripe_entry(current: Subscription, updated: Subscription, reason: str) -> AuditEntry:
+    """The audit entry of a change Stripe told us about (webhook, reconciliation)."""
+    return AuditEntry(
+        STRIPE,
+        "subscription.updated",
+        target=reason,
+        before={"status": current.status, "quantity": current.quantity},
+        after={"status": updated.status, "quantity": updated.quantity},
+    )
+
+
+def same_state(a: Subscription, b: Subscription) -> bool:
+    """Whether the two agree on everything Stripe decides."""
     keys = ("status", "quantity", "current_period_end", "cancel_at_period_end", "trial_end", "past_due_since")
     return all(getattr(a, k) == getattr(b, k) for k in keys)
 
@@ -241,7 +290,7 @@ def reconcile(billing: Billing, subscription_id: str | None = None) -> list[str]
         before, after = refresh(sub_id, billing, "reconciliation")
         if after is not None:
             subscription_store.index(billing.storage, after)
-        if before is not None and after is not None and not _same_state(before, after):
+        if before is not None and after is not None and not same_state(before, after):
             repaired.append(sub_id)
             log.warning("reconciliation repaired subscription %s: %s -> %s", sub_id, before.status, after.status)
     return repaired

@@ -8,6 +8,9 @@ changing the environment); unit tests wire the in-memory storage with `use_stora
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -15,35 +18,64 @@ from services.settings import Settings, get_settings
 from services.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
+    from adapters.entra import EntraApplication
     from adapters.stripe_gateway import StripeGateway
-    from adapters.table_storage import TableStore
+    from adapters.table_storage import RetryProfile, TableStore
 
 _lock = threading.Lock()
+_created = threading.Event()
 _override: TableStore | None = None
+# Set while an HTTP request is served (`serving_request`): its storage calls fit the request's time
+# budget; queue and timer triggers keep the patient standard retries.
+_in_request: ContextVar[bool] = ContextVar("in_request", default=False)
+
+
+def _built(retry: RetryProfile | None = None) -> TableStore:
+    from adapters.table_storage import STANDARD_RETRY, Storage
+
+    store = Storage(get_settings(), retry=retry or STANDARD_RETRY)
+    # Functions has no startup hook: the first use in a process creates what is missing, with the
+    # retries of whoever comes first (a request fails fast with 503; the next one tries again).
+    if not _created.is_set():
+        with _lock:
+            if not _created.is_set():
+                store.ensure_created()
+                _created.set()
+    return store
 
 
 @lru_cache(maxsize=1)
 def _storage() -> TableStore:
-    from adapters.table_storage import Storage
+    return _built()
 
-    with _lock:
-        store = Storage(get_settings())
-        # Functions has no startup hook: the first use in a process creates what is missing.
-        store.ensure_created()
-        return store
+
+@lru_cache(maxsize=1)
+def _request_storage() -> TableStore:
+    from adapters.table_storage import REQUEST_RETRY
+
+    return _built(REQUEST_RETRY)
 
 
 @lru_cache(maxsize=1)
 def _hot_path_storage() -> TableStore:
-    from adapters.table_storage import Storage, hot_path_retry
+    from adapters.table_storage import hot_path_retry
 
-    settings = get_settings()
-    _storage()  # tables exist before the first check
-    return Storage(settings, retry=hot_path_retry(settings.storage_hot_path_budget_seconds))
+    return _built(hot_path_retry(get_settings().storage_hot_path_budget_seconds))
+
+
+@lru_cache(maxsize=1)
+def _health_storage() -> TableStore:
+    from adapters.table_storage import HEALTH_RETRY, Storage
+
+    return Storage(get_settings(), retry=HEALTH_RETRY)  # pings only: creates nothing
 
 
 def storage() -> TableStore:
-    return _override if _override is not None else _storage()
+    """Storage for the caller's context: within an HTTP request, retries bounded by the request's
+    budget (adapters/table_storage.REQUEST_BUDGET_SECONDS); in triggers and scripts, the standard ones."""
+    if _override is not None:
+        return _override
+    return _request_storage() if _in_request.get() else _storage()
 
 
 def hot_path_storage() -> TableStore:
@@ -51,8 +83,31 @@ def hot_path_storage() -> TableStore:
     return _override if _override is not None else _hot_path_storage()
 
 
+def health_storage() -> TableStore:
+    """Storage for the health probe's ping: one short attempt."""
+    return _override if _override is not None else _health_storage()
+
+
+@contextmanager
+def serving_request() -> Iterator[None]:
+    """Storage calls inside this block belong to an HTTP request (handlers/responses.when_configured)."""
+    token = _in_request.set(True)
+    try:
+        yield
+    finally:
+        _in_request.reset(token)
+
+
 def unit_of_work() -> UnitOfWork:
     return UnitOfWork(storage())
+
+
+@lru_cache(maxsize=1)
+def entra() -> EntraApplication:
+    """Entra ID as the application itself (client credentials: is the app present in a tenant?)."""
+    from adapters.entra import EntraApplication
+
+    return EntraApplication(get_settings())
 
 
 @lru_cache(maxsize=1)
@@ -73,8 +128,12 @@ def reset() -> None:
     """Forget cached settings and adapters (tests that change the environment)."""
     get_settings.cache_clear()
     _storage.cache_clear()
+    _request_storage.cache_clear()
     _hot_path_storage.cache_clear()
+    _health_storage.cache_clear()
+    _created.clear()
     stripe.cache_clear()
+    entra.cache_clear()
     use_storage(None)
 
 

@@ -1,11 +1,18 @@
-"""Microsoft 365 admin consent for the add-in's app registration (capability 8)."""
+"""Microsoft 365 admin consent for the add-in's app registration (capability 8).
+
+Consent is recorded only after Entra confirms it (`confirm`): a client-credentials token for the
+application in the tenant is issued only once the tenant consented (adapters/entra.py).
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from enum import Enum
 from urllib.parse import urlencode, urlsplit
 
+from adapters import keys
+from adapters.entra import EntraApplication, Presence
 from adapters.table_storage import TENANT_CONSENT, TableStore
 from services.settings import Settings
 from services.web_session import Person
@@ -29,21 +36,41 @@ def consent_url(settings: Settings, tenant_id: str, state: str) -> str:
     return f"{base}/{tenant_id}/v2.0/adminconsent?{query}"
 
 
-def record(storage: TableStore, admin: Person) -> None:
+class Confirmation(Enum):
+    CONFIRMED = "confirmed"  # Entra confirms the application is present in the tenant: recorded
+    NOT_YET = "not_yet"  # Entra says it is not (yet): nothing recorded
+    UNAVAILABLE = "unavailable"  # Entra could not be asked: nothing recorded, try again later
+
+
+def confirm(storage: TableStore, entra: EntraApplication, person: Person) -> Confirmation:
+    """Record consent for `person`'s tenant only once Entra confirms it (the application's service
+    principal exists there); the consent redirect's query string alone is never believed.
+
+    `person` is whoever completed or re-checked the consent flow; the record names them as the one who
+    confirmed it, which is all the server knows (not who granted it at Microsoft)."""
+    presence = entra.presence_in(person.tid)
+    if presence is Presence.PRESENT:
+        _record(storage, person)
+        return Confirmation.CONFIRMED
+    return Confirmation.NOT_YET if presence is Presence.ABSENT else Confirmation.UNAVAILABLE
+
+
+def _record(storage: TableStore, person: Person) -> None:
     storage.upsert(
         TENANT_CONSENT,
         {
-            "PartitionKey": admin.tid,
+            "PartitionKey": keys.encode(person.tid),
             "RowKey": "consent",
-            "GrantedByOid": admin.oid,
-            "GrantedByEmail": admin.email,
+            "ConfirmedByOid": person.oid,
+            "ConfirmedByEmail": person.email,
             "GrantedAt": datetime.now(UTC),
+            "VerifiedWith": "client_credentials",
         },
     )
 
 
 def granted(storage: TableStore, tenant_id: str) -> datetime | None:
-    row = storage.get(TENANT_CONSENT, tenant_id, "consent")
+    row = storage.get(TENANT_CONSENT, keys.encode(tenant_id), "consent")
     return row["GrantedAt"] if row else None
 
 

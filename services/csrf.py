@@ -28,8 +28,14 @@ def check(*, expected_token: str | None, sent_token: str | None, origin: str | N
         raise CsrfRejected("request from another origin refused")
     if origin == "null" and fetch_site != "same-origin":
         raise CsrfRejected("request from an opaque origin refused")
-    if not expected_token or not sent_token or not hmac.compare_digest(expected_token, sent_token):
+    if not expected_token or not sent_token or not _same(expected_token, sent_token):
         raise CsrfRejected("the form has expired or did not come from this site; reload the page and try again")
+
+
+def _same(expected: str, sent: str) -> bool:
+    """Constant-time comparison of the UTF-8 bytes: `compare_digest` raises TypeError for a `str` with
+    non-ASCII characters, and a form may send anything."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), sent.encode("utf-8", "surrogatepass"))
 
 
 def _origin(url: str) -> str:

@@ -95,9 +95,15 @@ def decode_token(token: str | None) -> dict[str, Any] | None:
         value = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError) as exc:
         raise ValueError("invalid continuation token") from exc
-    if not isinstance(value, dict):
+    # The storage's next-key pair, sent back to it as request headers: plain ASCII strings only.
+    if not isinstance(value, dict) or not value or not set(value) <= _TOKEN_KEYS or not all(
+            v is None or (isinstance(v, str) and len(v) <= 1024 and v.isascii() and v.isprintable())
+            for v in value.values()):
         raise ValueError("invalid continuation token")
     return value
+
+
+_TOKEN_KEYS = {"PartitionKey", "RowKey"}
 
 
 def export_csv(storage: TableStore, subscription: Subscription, grace_days: int, status: str | None = None) -> str:

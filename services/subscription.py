@@ -68,6 +68,12 @@ class Subscription:
     setup_seen_at: datetime | None = None
     # Highest seat sequence handed out (services/seat_assignment.py): newer seats go over quantity first.
     seat_sequence: int = 0
+    # The last change made through this app at Stripe and applied here (services/quantity_change.py,
+    # services/cancellation.py): its request is audited once, however often it is applied again.
+    last_change_request: str = ""
+    # An individual subscription merged into an organisation subscription (services/merge.py): that
+    # subscription's id. It runs on until the end of its paid period (cancelled there in Stripe).
+    merged_into: str = ""
     etag: str | None = field(default=None, compare=False)
 
     # --- meaning ------------------------------------------------------------------------------

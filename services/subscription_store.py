@@ -12,6 +12,7 @@ from adapters.lookup_repository import LookupRepository
 from adapters.subscription_repository import PartitionRow, PartitionWrites, SubscriptionRepository
 from adapters.table_storage import ConcurrencyConflict, TableStore
 from services.audit import AuditEntry
+from services.merge_record import TenantSubscription
 from services.seat import normalise_address, same_tenant
 from services.subscription import Subscription
 from services.unit_of_work import Plan, SubscriptionNotFound, UnitOfWork
@@ -64,6 +65,21 @@ def index(storage: TableStore, subscription: Subscription) -> None:
     if subscription.stripe_customer_id:
         lookups.index_customer(subscription.stripe_customer_id, subscription.id)
     lookups.put_person_subscription(subscription.owner_tid, subscription.owner_oid, subscription.id, "owner")
+    lookups.put_tenant_subscription(tenant_entry(storage, subscription))
+
+
+def tenant_entry(storage: TableStore, subscription: Subscription) -> TenantSubscription:
+    """Where the subscription is found by tenant (merge candidates, services/merge.py): an individual
+    one under the tenant its seat is bound to, or the buyer's sign-in tenant while it was never used."""
+    tid, bound_tid, bound_oid = subscription.tenant_id, "", ""
+    if subscription.kind == "individual":
+        seat = SubscriptionRepository(storage).seat(subscription.id, normalise_address(subscription.owner_email))
+        if seat is not None and seat.bound:
+            bound_tid, bound_oid = seat.bound_tid, seat.bound_oid
+        tid = bound_tid or subscription.owner_tid
+    return TenantSubscription(tenant_id=tid, subscription_id=subscription.id, kind=subscription.kind,
+                              status=subscription.status, owner_email=subscription.owner_email,
+                              owner_name=subscription.owner_name, bound_tid=bound_tid, bound_oid=bound_oid)
 
 
 def by_checkout_session(storage: TableStore, session_id: str) -> Subscription | None:

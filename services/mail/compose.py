@@ -7,11 +7,13 @@ says what makes the mail happen once: the same seat welcomed once, one mail per 
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Any
 
 from services.delegate import Invitation, ordered
 from services.i18n import translator
 from services.links import setup_url, subscription_url
+from services.mail import limits
 from services.mail.message import Language, MailMessage
 from services.seat import Seat
 from services.settings import Settings
@@ -27,14 +29,18 @@ def _digest(key: str) -> str:
 
 
 def welcome(settings: Settings, subscription: Subscription, seat: Seat) -> MailMessage:
-    # The same seat (address + sequence) is welcomed once, a revoked and re-assigned address again.
+    # One welcome per address and subscription per UTC day of assignment (the id): assigning, revoking
+    # and assigning an address again the same day mails once; a retried request has the same seat.
+    # Per subscription, at most 2 x quantity + 10 a day (services/mail/limits.py).
+    day = (seat.assigned_at or datetime.now(UTC)).astimezone(UTC).date().isoformat()
     return MailMessage(
-        id="welcome-" + _digest(f"{subscription.id}|{seat.email}|{seat.sequence}"),
+        id="welcome-" + _digest(f"{subscription.id}|{seat.email}|{day}"),
         template="welcome",
         to=seat.email,
         language=_language(subscription),
         params={"organisation": subscription.owner_name or subscription.owner_email,
                 "base_url": settings.public_base_url},
+        limits=limits.welcome_limits(subscription.id, subscription.quantity),
     )
 
 
@@ -63,6 +69,33 @@ def to_owner(settings: Settings, subscription: Subscription, template: str, mail
     })
 
 
+def cancellation(settings: Settings, subscription: Subscription) -> MailMessage:
+    """The subscription ends at the end of the paid period (the date licenses stop), or no longer does.
+    Once per change of the stored subscription (its ETag after the change)."""
+    scheduled = subscription.cancel_at_period_end
+    ends = subscription.current_period_end
+    return MailMessage(
+        id="cancellation-" + _digest(f"{subscription.id}|{scheduled}|{subscription.etag}"),
+        template="cancellation",
+        to=subscription.owner_email,
+        language=_language(subscription),
+        params={"scheduled": scheduled, "ends_on": ends.strftime("%Y-%m-%d") if ends else "",
+                "quantity": subscription.quantity, "subscription_url": subscription_url(settings, subscription.id)},
+    )
+
+
+def quantity_changed(settings: Settings, subscription: Subscription, before: int) -> MailMessage:
+    """The number of licenses changed at Stripe directly (dashboard, support); once per stored change."""
+    return MailMessage(
+        id="quantity-changed-" + _digest(f"{subscription.id}|{before}|{subscription.quantity}|{subscription.etag}"),
+        template="quantity_changed",
+        to=subscription.owner_email,
+        language=_language(subscription),
+        params={"before": before, "quantity": subscription.quantity, "assigned": subscription.assigned_count,
+                "subscription_url": subscription_url(settings, subscription.id)},
+    )
+
+
 def invitation(settings: Settings, subscription: Subscription, invitation: Invitation, link: str) -> MailMessage:
     """The one-time link for a delegated administrator or a new owner. Language: the subscription's (a
     person we do not know yet has told us no language of their own)."""
@@ -75,6 +108,8 @@ def invitation(settings: Settings, subscription: Subscription, invitation: Invit
         template="invitation",
         to=invitation.email,
         language=language,
+        # A few a day per address and subscription; beyond, the owner still sees the link.
+        limits=limits.invitation_limits(subscription.id, invitation.email),
         params={"inviter": inviter, "organisation": subscription.owner_name or subscription.owner_email,
                 "kind": invitation.kind, "link": link,
                 "permissions": [t(f"permission.{p}") for p in ordered(invitation.permissions)],

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from adapters.mail_senders import MailSender
 from adapters.table_storage import SENT_MAIL, ConcurrencyConflict, Row, TableStore
+from services.mail import limits
 from services.mail.message import MailMessage
 from services.mail.render import render
 from services.settings import Settings
@@ -55,6 +56,18 @@ def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: S
         log.info("mail %s already sent; skipping duplicate", message.id)
         return None
     try:
+        reached = limits.take(storage, message.limits)
+    except Exception:
+        storage.delete(SENT_MAIL, partition, row)
+        raise
+    if reached is not None:
+        # Relay protection: recorded as done (a retry of this message sends nothing either).
+        storage.upsert(SENT_MAIL, {"PartitionKey": partition, "RowKey": row, "Template": message.template,
+                                   "Status": "suppressed", "Limit": reached.key, "SentAt": datetime.now(UTC)})
+        log.warning("mail %s (%s) not sent: daily limit %s of %d reached", message.id, message.template,
+                    reached.key.split("|")[0], reached.per_day)
+        return None
+    try:
         mail = render(message, support_email=settings.support_email, base_url=settings.public_base_url)
         provider_id = sender.send(mail)
     except Exception:
@@ -82,7 +95,7 @@ def _wait_while_sending(storage: TableStore, partition: str, row: str, seconds: 
     deadline = time.monotonic() + seconds
     while True:
         existing = storage.get(SENT_MAIL, partition, row)
-        if existing is None or existing.get("Status") == "sent" or time.monotonic() > deadline:
+        if existing is None or existing.get("Status") in ("sent", "suppressed") or time.monotonic() > deadline:
             return existing
         time.sleep(0.2)
 
@@ -96,7 +109,7 @@ def _claim(storage: TableStore, partition: str, row: str, template: str) -> bool
     existing = _wait_while_sending(storage, partition, row)
     if existing is None:
         return storage.insert(SENT_MAIL, claim)
-    if existing.get("Status") == "sent":
+    if existing.get("Status") in ("sent", "suppressed"):
         return False
     if now - existing["ClaimedAt"] < STALE_CLAIM:
         raise SendInProgress("mail is being sent by another invocation")

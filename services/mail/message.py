@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, TableStore
+from services.address_list import address_problem
 
 Template = Literal[
     "welcome",
@@ -18,10 +18,19 @@ Template = Literal[
     "over_quantity",
     "test",
     "invitation",
+    "cancellation",
+    "quantity_changed",
+    "merged",
 ]
 Language = Literal["en", "de"]
 
-_ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+
+class MailLimit(BaseModel):
+    """At most `per_day` mails counted under `key` per UTC day (services/mail/limits.py); a mail over
+    any of its limits is not sent."""
+
+    key: str = Field(min_length=1, max_length=400)
+    per_day: int = Field(ge=1)
 
 
 class MailMessage(BaseModel):
@@ -32,13 +41,18 @@ class MailMessage(BaseModel):
     to: str
     language: Language = "en"
     params: dict[str, Any] = Field(default_factory=dict)
+    # Relay protection: the limits this mail counts against (per recipient, per subscription).
+    limits: list[MailLimit] = Field(default_factory=list)
 
     @field_validator("to")
     @classmethod
     def _address(cls, value: str) -> str:
+        # The same grammar that accepted the address when it was assigned or invited
+        # (services/address_list.py): a mail never refuses what a list accepted.
         value = value.strip()
-        if not _ADDRESS.match(value):
-            raise ValueError("not an e-mail address")
+        problem = address_problem(value.lower())
+        if problem is not None:
+            raise ValueError(f"not an e-mail address this service sends to ({problem})")
         return value
 
 

@@ -98,3 +98,14 @@ def rotate_key(base_url: str, verify: Any = None) -> dict:
 
 def jwks(base_url: str, tenant: str = "organizations", verify: Any = None) -> dict:
     return _call("GET", base_url, f"/{tenant}/discovery/v2.0/keys", verify)
+
+
+def grant_consent(base_url: str, tenant: str, client_id: str, verify: Any = None) -> dict:
+    """Record admin consent for `client_id` in `tenant`, as an administrator's /adminconsent would."""
+    return _call("POST", base_url, "/_admin/consents", verify, {"tenant": tenant, "client_id": client_id})
+
+
+def revoke_consent(base_url: str, tenant: str, client_id: str, verify: Any = None) -> bool:
+    """Forget the consent (the service principal deleted): client credentials are refused again."""
+    return bool(_call("POST", base_url, "/_admin/consents/revoke", verify,
+                      {"tenant": tenant, "client_id": client_id})["revoked"])

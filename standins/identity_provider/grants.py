@@ -126,3 +126,30 @@ class GrantStore:
             del self._codes[code]
         for code in [c for c, exp in self._redeemed.items() if exp < now]:
             del self._redeemed[code]
+
+
+class ConsentStore:
+    """Admin consent per tenant and application: what Entra keeps as the application's service
+    principal in the tenant. Granted by /adminconsent; until then client credentials for the
+    application in that tenant are refused (AADSTS700016), as in Entra."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._granted: dict[tuple[str, str], float] = {}  # (tenant id, client id) -> when
+
+    def grant(self, tenant_id: str, client_id: str) -> None:
+        with self._lock:
+            self._granted.setdefault((tenant_id.lower(), client_id.lower()), time.time())
+
+    def revoke(self, tenant_id: str, client_id: str) -> bool:
+        with self._lock:
+            return self._granted.pop((tenant_id.lower(), client_id.lower()), None) is not None
+
+    def granted(self, tenant_id: str, client_id: str) -> bool:
+        with self._lock:
+            return (tenant_id.lower(), client_id.lower()) in self._granted
+
+    def all(self) -> list[dict]:
+        with self._lock:
+            items = sorted(self._granted.items())
+        return [{"tenant": t, "client_id": c, "granted_at": int(at)} for (t, c), at in items]

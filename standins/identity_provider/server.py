@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from . import pages
 from .cert import ensure_certificate, write_ca_bundle
 from .directory import MULTI_TENANT_SEGMENTS, Directory, DirectoryError, Tenant, User
-from .grants import GrantError, GrantStore
+from .grants import ConsentStore, GrantError, GrantStore
 from .keys import KeyRing
 from .tokens import DEFAULT_LIFETIME, RequestedScopes, ScopeError, TokenIssuer
 
@@ -44,6 +44,7 @@ class Provider:
         self.directory = directory
         self.keys = keys
         self.grants = GrantStore()
+        self.consents = ConsentStore()
         self.tokens = TokenIssuer(keys, self.base_url)
 
     def openid_configuration(self, segment: str, tenants: list[Tenant]) -> dict:
@@ -400,6 +401,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 "error": "access_denied",
                 "error_description": "AADSTS90094: The grant requires admin permission.", "state": state})
         log.info("admin consent by %s for tenant %s, client %s", admin.preferred_username, admin.tenant_id, client_id)
+        self.provider.consents.grant(admin.tenant_id, client_id)
         self._respond_to_client(redirect_uri, "query", {
             "admin_consent": "True", "tenant": admin.tenant_id, "state": state, "scope": scope})
 
@@ -425,6 +427,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         client_id, error = self._authenticate_client(form)
         if error:
             return self._oauth_error("invalid_client", error, status=401)
+        if form.get("grant_type") == "client_credentials":
+            return self._client_credentials(segment, tenants, client_id, form)
         grants = self.provider.grants
         try:
             grant_type = form.get("grant_type")
@@ -450,6 +454,31 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._oauth_error(exc.error, exc.description)
         except ScopeError as exc:
             self._oauth_error("invalid_scope", str(exc))
+
+    def _client_credentials(self, segment: str, tenants: list[Tenant], client_id: str, form: dict) -> None:
+        """An app-only token for the application in one tenant: only once the tenant has consented (the
+        service principal exists there), as with Entra. Needs a tenant in the path and a client secret."""
+        if segment.lower() in MULTI_TENANT_SEGMENTS:
+            return self._oauth_error("invalid_request", "AADSTS50059: No tenant-identifying information found in "
+                                     "either the request or implied by any provided credentials.")
+        if not form.get("client_secret") and not self.headers.get("Authorization", "").lower().startswith("basic "):
+            return self._oauth_error("invalid_client", "AADSTS7000218: The request body must contain the following "
+                                     "parameter: 'client_assertion' or 'client_secret'.", status=401)
+        scope = form.get("scope", "")
+        if not scope.endswith("/.default") or len(scope.split()) != 1:
+            return self._oauth_error("invalid_scope", f"AADSTS1002012: The provided value for scope {scope} is not "
+                                     "valid. Client credential flows must have a scope value with /.default suffixed "
+                                     "to the resource identifier (application ID URI).")
+        tenant = tenants[0]
+        if not self.provider.consents.granted(tenant.id, client_id):
+            return self._oauth_error("unauthorized_client", f"AADSTS700016: Application with identifier "
+                                     f"'{client_id}' was not found in the directory '{tenant.name}'. This can happen "
+                                     "if the application has not been installed by the administrator of the tenant "
+                                     "or consented to by any user in the tenant. You may have sent your "
+                                     "authentication request to the wrong tenant.")
+        resource = RequestedScopes.parse(scope).resource
+        self._json(200, {"token_type": "Bearer", "expires_in": DEFAULT_LIFETIME, "ext_expires_in": DEFAULT_LIFETIME,
+                         "access_token": self.provider.tokens.app_token(tenant.id, client_id, resource)})
 
     def _authenticate_client(self, form: dict) -> tuple[str, str | None]:
         """client_secret_basic or client_secret_post; a registered client's secret must match."""
@@ -494,6 +523,17 @@ class RequestHandler(BaseHTTPRequestHandler):
                 return self._json(200, {"kid": key.kid, "published": [k.kid for k in provider.keys.published()]})
             if path == "/_admin/token" and method == "POST":
                 return self._json(200, provider.admin_token(self._json_body()))
+            if path == "/_admin/consents" and method == "GET":
+                return self._json(200, {"consents": provider.consents.all()})
+            if path in ("/_admin/consents", "/_admin/consents/revoke") and method == "POST":
+                spec = self._json_body()
+                tenant = provider.directory.tenant(str(spec.get("tenant", "")))
+                if tenant is None or not spec.get("client_id"):
+                    raise DirectoryError("name an existing tenant and a client_id")
+                if path.endswith("/revoke"):
+                    return self._json(200, {"revoked": provider.consents.revoke(tenant.id, spec["client_id"])})
+                provider.consents.grant(tenant.id, spec["client_id"])
+                return self._json(201, {"tenant": tenant.id, "client_id": spec["client_id"]})
         except (DirectoryError, KeyError, ValueError, ScopeError) as exc:
             return self._json(400, {"error": "invalid_request", "error_description": str(exc)})
         self._json(404, {"error": "not_found", "error_description": f"no admin route {method} {path}"})

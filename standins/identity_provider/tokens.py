@@ -181,3 +181,14 @@ class TokenIssuer:
     def access_token(self, user: User, client_id: str, audience: str, scp, ver: int = 2,
                      lifetime: int = DEFAULT_LIFETIME) -> str:
         return self.sign(self.access_token_claims(user, client_id, audience, scp, ver, lifetime))
+
+    def app_token(self, tenant_id: str, client_id: str, audience: str, lifetime: int = DEFAULT_LIFETIME) -> str:
+        """An app-only access token (client credentials): the application's service principal in the
+        tenant is the subject; no user, no `scp`."""
+        now = int(time.time())
+        principal = str(uuid.uuid5(uuid.NAMESPACE_URL, f"service-principal:{tenant_id}:{client_id}"))
+        return self.sign({
+            "aud": audience, "iss": self.v2_issuer(tenant_id), "iat": now, "nbf": now, "exp": now + lifetime,
+            "azp": client_id, "azpacr": "1", "idtyp": "app", "oid": principal, "sub": principal,
+            "tid": tenant_id, "uti": uuid.uuid4().hex, "ver": "2.0",
+        })

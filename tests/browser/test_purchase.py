@@ -7,13 +7,17 @@ from playwright.sync_api import expect
 from services import subscription_store
 from tests.browser.conftest import sign_in
 from tests.conftest import wait_for
+from tests.license_fixtures import new_user
 from tests.licenses_support import idp_person
 
 pytestmark = pytest.mark.browser
 
 
 def test_buy_12_licenses_and_land_on_the_setup_page(page, stack):
-    sign_in(page, stack, "admin@contoso.example", next_path="/api/purchase")
+    # A buyer who owns no subscription yet (one who does is offered to add licenses to it first:
+    # tests/browser/test_billing_browser.py).
+    buyer = new_user(stack.identity_provider)["preferred_username"]
+    sign_in(page, stack, buyer, next_path="/api/purchase")
     # The tiers come from the Stripe price: 1-9 at 6.00, 10+ at 4.80 (volume pricing).
     expect(page.get_by_text("6.00 € per license")).to_be_visible()
     expect(page.get_by_text("4.80 € per license")).to_be_visible()
@@ -37,7 +41,7 @@ def test_buy_12_licenses_and_land_on_the_setup_page(page, stack):
     ]
     expect(page.get_by_role("cell", name="Microsoft 365 admin center > Settings > Integrated apps")).to_be_visible()
     subscription_id = page.url.rstrip("/").split("/")[-2]
-    admin = idp_person(stack, "admin@contoso.example")
+    admin = idp_person(stack, buyer)
     stored = subscription_store.load(stack.storage(), subscription_id)
     assert stored.quantity == 12 and stored.owner_oid == admin.oid and stored.setup_seen_at is not None
 

@@ -147,12 +147,13 @@ THROUGH, UNAUTHENTICATED, NOT_FOUND, FORBIDDEN = "let through", "unauthenticated
 # rule covers is held to what it declares. OVERRIDES (function name -> permission) for exceptions.
 PRODUCT_RULES: tuple[tuple[str, frozenset[str] | None, str], ...] = (
     (r"(/setup)?", frozenset({"GET"}), SUBSCRIPTION_READ),  # the subscription itself, its checklist
-    (r"/(delegates|owner-transfer|cancel)(/.*)?", None, OWNER_ONLY),  # the owner's alone
+    (r"/(delegates|owner-transfer|cancel|cancellation)(/.*)?", None, OWNER_ONLY),  # the owner's alone
+    (r"/(merge|merges|merge-candidates)(/.*)?", None, OWNER_ONLY),  # merging individual subscriptions
     (r"/licenses([./].*)?", frozenset({"GET"}), LICENSES_READ),  # the list and its exports
     (r"/licenses([./].*)?", None, ASSIGN),  # assign, revoke, reassign
     (r"/audit([./].*)?", frozenset({"GET"}), VIEW),
     (r"/quantity(/.*)?", None, QUANTITY),
-    (r"/(billing|invoices|payment-method|payment)(/.*)?", None, BILLING),
+    (r"/(billing|billing-portal|invoices|payment-method|payment)(/.*)?", None, BILLING),
 )
 OVERRIDES: dict[str, str] = {}
 
@@ -405,6 +406,10 @@ def test_the_matrix_sees_the_subscription_routes():
     names = {r.name for r in routes}
     assert {"subscription_page", "setup_page", "licenses_page", "assign_form", "revoke_form", "reassign_form",
             "api_list_licenses", "api_assign_licenses", "api_revoke_license", "api_audit", "audit_page"} <= names
+    assert {"quantity_page", "quantity_form", "billing_page", "billing_portal_form", "cancellation_page",
+            "cancellation_form", "undo_cancellation_form", "api_preview_quantity", "api_change_quantity",
+            "api_list_invoices", "api_billing_portal", "api_schedule_cancellation", "api_undo_cancellation"} <= names
+    assert {"merge_page", "merge_form", "api_merge_candidates", "api_start_merge", "api_merge_progress"} <= names
     assert {r.gate for r in routes} == {"api", "page"}
     undeclared = [str(r) for r in routes if r.permission not in KNOWN_PERMISSIONS]
     assert undeclared == [], "routes whose permission the matrix does not know; extend HOLDS"

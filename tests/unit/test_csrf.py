@@ -37,3 +37,12 @@ def test_accepted(origin, fetch_site):
 def test_refused(sent, origin, fetch_site):
     with pytest.raises(CsrfRejected):
         _check(sent, origin, fetch_site)
+
+
+@pytest.mark.parametrize("sent", ["tök", "\u202e" * 40, "tok\x00", "😀" * 3, ""])
+def test_a_non_ascii_or_odd_token_is_refused_never_raises_anything_else(sent):
+    # hmac.compare_digest raises TypeError on non-ASCII str: the comparison is on UTF-8 bytes.
+    with pytest.raises(CsrfRejected):
+        _check(sent, BASE, "same-origin")
+    with pytest.raises(CsrfRejected):
+        check(expected_token="tök", sent_token="tok", origin=None, fetch_site=None, base_url=BASE)

@@ -21,6 +21,9 @@ SAMPLE_PARAMS = {
     "link": "http://localhost:7071/api/invitations/tok",
     "permissions": ["Assign/revoke licenses"],
     "expires": "2026-12-05 10:00 UTC",
+    "scheduled": True,
+    "ends_on": "2026-12-24",
+    "before": 8,
 }
 
 

@@ -349,8 +349,9 @@ def test_the_reservation_timer_runs_on_storage_the_bootstrap_wired(monkeypatch):
 GUEST = "guest_fabrikam.example#ext#@contoso.onmicrosoft.com"
 
 
-@pytest.mark.parametrize("address", [GUEST, "a/b@contoso.example", "a?b@contoso.example", "a%b@contoso.example",
-                                     "back\\slash@contoso.example"])
+# (A backslash is no address character (RFC 5321 dot-atom): the one grammar refuses it before any key is
+# built; its key encoding is covered in tests/unit/test_address_grammar.py.)
+@pytest.mark.parametrize("address", [GUEST, "a/b@contoso.example", "a?b@contoso.example", "a%b@contoso.example"])
 def test_addresses_with_characters_azure_forbids_in_keys_round_trip(store, ctx, address):
     # The in-memory storage refuses what Azure refuses (Azurite would accept these keys).
     subscription(store)
@@ -384,7 +385,8 @@ def test_a_long_bulk_list_spreads_over_rows_within_azure_limits(store, ctx):
     # 6,000 addresses of about 200 characters: 1.2 M characters, far beyond one 1 MiB entity. The
     # in-memory storage refuses entities over 1 MiB, properties over 32K characters and batches over 4 MiB.
     subscription(store, quantity=10_000)
-    addresses = [f"{i:05d}.{'x' * 180}@contoso.example" for i in range(6_000)]
+    # (Long and valid: a local part holds at most 64 characters, so the length is in the domain.)
+    addresses = [f"{i:05d}.{'x' * 58}@{'d' * 63}.{'e' * 50}.contoso.example" for i in range(6_000)]
     store_rows = store._rows(SUBSCRIPTIONS)
     failing = FailingStore(fail_on=3)  # keep the reservation open: reserve, then fail the first batch
     failing._tables, failing._etags = store._tables, store._etags  # one storage, two views
@@ -401,7 +403,7 @@ def test_a_long_bulk_list_spreads_over_rows_within_azure_limits(store, ctx):
 
 def test_a_list_too_long_for_one_assignment_is_refused_up_front(store, ctx):
     subscription(store, quantity=10_000)
-    addresses = [f"{i:05d}.{'x' * 220}@contoso.example" for i in range(8_000)]
+    addresses = [f"{i:05d}.{'x' * 58}@{'d' * 63}.{'e' * 63}.{'f' * 49}.example" for i in range(8_000)]  # 250 each
     with pytest.raises(ListTooLarge):
         seat_assignment.assign(ctx, "sub_1", addresses)
     assert seats_of(store) == [] and subscription_store.load(store, "sub_1").assigned_count == 0
