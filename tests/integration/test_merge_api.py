@@ -15,6 +15,7 @@ from services import delegation, merge, subscription_store
 from services.audit import Actor
 from services.billing_events import Billing
 from services.delegate import DELEGABLE, Acceptor
+from services.subscription import Subscription
 from services.unit_of_work import UnitOfWork
 from services.web_session import Person
 from tests.builders import purchased_subscription
@@ -28,7 +29,7 @@ def _person(user: dict) -> Person:
                   email=user.get("email") or user["preferred_username"])
 
 
-def _individuals(stack, tenant: str, count: int, language: str = "en") -> list[tuple[dict, object]]:
+def _individuals(stack, tenant: str, count: int, language: str = "en") -> list[tuple[dict, Subscription]]:
     out = []
     for _ in range(count):
         user = new_user(stack.identity_provider, tenant)
@@ -118,9 +119,10 @@ def test_merge_three_individuals_of_the_tenant(stack, owner_user):
 
     # Each person is told in their language, once.
     for _user, sub in ours:
-        mails = wait_for(lambda s=sub: [m for m in stack.outbox() if m["to"] == s.owner_email
-                                        and "lizenziert dich jetzt" in m["subject"]], timeout=30,
-                         message=f"merge mail to {sub.owner_email}")
+        def merge_mails(owner_email: str = sub.owner_email) -> list[dict]:
+            return [m for m in stack.outbox() if m["to"] == owner_email and "lizenziert dich jetzt" in m["subject"]]
+
+        mails = wait_for(merge_mails, timeout=30, message=f"merge mail to {sub.owner_email}")
         assert len(mails) == 1
 
     # Audit on both sides.
@@ -202,7 +204,7 @@ def test_merge_failing_after_the_second_person_resumes_without_a_gap(stack, owne
     for user, sub in ours:
         seat = seats[sub.owner_email.lower()]
         assert (seat.bound_tid, seat.bound_oid) == (user["tenant_id"], user["oid"])
-    assert subscription_store.load(stack.storage(), organisation.id).assigned_count == 3  # type: ignore[union-attr]
+    assert subscription_store.load(stack.storage(), organisation.id).assigned_count == 3
     stack.settle()
     settled = _snapshot(stack, [organisation.id, *ids])
     status, again = _merge(stack, token, organisation.id, key, {"subscriptions": ids})
