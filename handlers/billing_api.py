@@ -99,6 +99,8 @@ def _quantity(payload: dict[str, Any]) -> int:
     """`quantity` of a JSON body: an integer from 1 to MAX_QUANTITY (not a string, not a boolean)."""
     settings = bootstrap.settings()
     value = payload.get("quantity")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 12.0 is an integer to JSON Schema (and to the API description)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidQuantity(settings.max_quantity)
     return quantity_change.parse_quantity(value, settings)

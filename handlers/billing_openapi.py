@@ -115,7 +115,8 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/quantity/preview", "post"
     "security": _SECURITY,
     "parameters": [_SUB_PARAM],
     "requestBody": {"required": True, "content": _json(
-        {"type": "object", "required": ["quantity"], "properties": {"quantity": {"type": "integer", "minimum": 1}}},
+        {"type": "object", "required": ["quantity"], "properties": {
+            "quantity": {"type": "integer", "minimum": 1, "maximum": 10_000}}},
         {"quantity": 12})},
     "responses": {
         "200": {"description": "the preview", "content": _json({"$ref": "#/components/schemas/QuantityPreview"},
@@ -141,7 +142,7 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/quantity", "put", {
                                 "example": "raise-to-12-2026-01-01"}],
     "requestBody": {"required": True, "content": _json(
         {"type": "object", "required": ["quantity"], "properties": {
-            "quantity": {"type": "integer", "minimum": 1},
+            "quantity": {"type": "integer", "minimum": 1, "maximum": 10_000},
             "proration_date": {"type": "integer", "description": "from the preview (Unix seconds)"}}},
         {"quantity": 12, "proration_date": 1767225600})},
     "responses": {
@@ -175,7 +176,8 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/invoices", "get", {
     "parameters": [
         _SUB_PARAM,
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
-        {"name": "starting_after", "in": "query", "schema": {"type": "string"}, "example": "in_1Q2w3E4r5T6y"},
+        {"name": "starting_after", "in": "query", "schema": {"type": "string", "pattern": "^in_[A-Za-z0-9_]{1,100}$"},
+         "example": "in_1Q2w3E4r5T6y"},
     ],
     "responses": {
         "200": {"description": "one page", "content": _json(
@@ -186,6 +188,8 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/invoices", "get", {
                            "period": {"start": "2025-12-16T00:00:00+00:00", "end": "2026-01-16T00:00:00+00:00"}}],
              "has_more": False, "next_starting_after": None})},
         "400": api_spec.error_response("invalid_limit, invalid_cursor"),
+        "409": api_spec.error_response("stripe_refused: Stripe does not know `starting_after` (not an invoice of "
+                                       "this subscription's previous page)"),
         **_common("billing.manage"),
     },
 })

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from adapters import keys
 from adapters.stripe_gateway import StripeUnavailable
 from adapters.subscription_repository import PartitionWrites
 from adapters.table_storage import ConcurrencyConflict, StorageUnavailable
@@ -210,8 +211,10 @@ def start(billing: Billing, actor: Actor, organisation: Subscription, merge_id: 
 def _chosen(uow: UnitOfWork, organisation: Subscription, ids: list[str]) -> list[Candidate]:
     chosen, refused = [], []
     for subscription_id in ids:
+        # An id that cannot be a storage key as it is names no subscription (never a raw key).
         found = (_candidate(uow, organisation, uow.subscriptions.load(subscription_id))
-                 if subscription_id and len(subscription_id) <= 100 else None)
+                 if keys.usable(subscription_id) and len(subscription_id) <= 100
+                 else None)
         if found is None or found.subscription.merged_into:
             refused.append(subscription_id)
         else:

@@ -249,6 +249,25 @@ def test_hostile_addresses_in_page_forms_are_refused_with_a_message(stack, owner
         assert status == 200 and 'class="flash error"' in text
 
 
+# --- 9: what schemathesis found on the billing routes ---------------------------------------------------
+
+
+def test_billing_inputs_schemathesis_found(stack, owner, token):
+    sub = purchased_subscription(stack, owner, quantity=3)
+    base = f"/api/v1/subscriptions/{sub.id}"
+    # A subscription id that cannot be a storage key is not a candidate: 409, never a storage error.
+    status, answer, _ = call(stack.url, "POST", f"{base}/merges", token, {"subscriptions": ["1/0", "a#b"]},
+                             headers={"Idempotency-Key": f"merge-{uuid.uuid4().hex[:8]}"})
+    assert status == 409 and answer["error"] == "not_a_candidate", answer
+    # JSON Schema's integer: 4.0 is one.
+    status, answer, _ = call(stack.url, "POST", f"{base}/quantity/preview", token, {"quantity": 4.0})
+    assert status == 200, answer
+    # A well-formed invoice id Stripe does not know: documented, not a surprise status.
+    status, answer, _ = call(stack.url, "GET", f"{base}/invoices?starting_after=in_1Q2w3E4r5T6y", token)
+    document = requests.get(f"{stack.url}/api/openapi.json", timeout=10).json()
+    assert str(status) in document["paths"]["/v1/subscriptions/{subscription_id}/invoices"]["get"]["responses"]
+
+
 # --- 10: webhook signatures dated ahead ---------------------------------------------------------------
 
 
