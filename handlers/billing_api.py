@@ -11,7 +11,6 @@ not be reached. The OpenAPI description is in `handlers/billing_openapi.py`.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from adapters.stripe_gateway import StripeUnavailable
 from handlers import billing_openapi, gate  # noqa: F401 - billing_openapi describes these routes
 from handlers.blueprint import new_blueprint
 from handlers.delegates_api import subscription_json
+from handlers.inputs import InvalidBody, json_object
 from handlers.responses import error, json_response
 from handlers.seat_changes import InvalidRequestId, actor, request_id
 from services import access, billing_account, bootstrap, cancellation, quantity_change
@@ -41,15 +41,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 def billing() -> Billing:
     """What the billing services need, from the production adapters."""
     return Billing(storage=bootstrap.storage(), stripe=bootstrap.stripe(), settings=bootstrap.settings())
-
-
-class InvalidBody(ValueError):
-    """The request cannot be used (answer 400); `field` names the member at fault."""
-
-    def __init__(self, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.field = field
 
 
 # --- answers ----------------------------------------------------------------------------------------
@@ -86,9 +77,6 @@ def _answered(view: gate.ApiView) -> gate.ApiView:
             return refusal(exc)
         except InvalidRequestId as exc:
             return error(400, "invalid_request_id", str(exc), field=exc.field)
-        except InvalidBody as exc:
-            extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
-            return error(400, exc.code, str(exc), **extra)
         except StripeUnavailable as exc:
             return unavailable(exc)
 
@@ -107,13 +95,7 @@ def _quantity(payload: dict[str, Any]) -> int:
 
 
 def _body(req: func.HttpRequest) -> dict[str, Any]:
-    try:
-        payload = json.loads(req.get_body() or b"null")
-    except ValueError:
-        raise InvalidBody("invalid_json", "the body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise InvalidBody("invalid_body", 'send a JSON object, e.g. {"quantity": 12}')
-    return payload
+    return json_object(req.get_body(), 'send a JSON object, e.g. {"quantity": 12}')
 
 
 def _at(value: datetime | None) -> str | None:

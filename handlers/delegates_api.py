@@ -11,7 +11,6 @@ body, call services/delegation.py and answer; every refusal of the rules is answ
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -22,6 +21,7 @@ import azure.functions as func
 from adapters.table_storage import ConcurrencyConflict
 from handlers import bearer, delegates_openapi, gate, inputs  # noqa: F401 - delegates_openapi describes these routes
 from handlers.blueprint import new_blueprint
+from handlers.inputs import InvalidBody, json_object
 from handlers.responses import error, json_response, when_configured
 from handlers.seat_changes import actor
 from services import access, bootstrap, delegation, subscription_store
@@ -47,16 +47,6 @@ bp = new_blueprint()
 FORMER_OWNER_CHOICES = ("delegate", "leave")
 
 
-class InvalidBody(ValueError):
-    """The request body cannot be used (answer 400); `field` names the member at fault."""
-
-    def __init__(self, code: str, message: str, field: str | None = None, **extra: Any):
-        super().__init__(message)
-        self.code = code
-        self.field = field
-        self.extra = extra
-
-
 # --- answers ----------------------------------------------------------------------------------------
 
 
@@ -67,13 +57,8 @@ def refusal(exc: Refused) -> func.HttpResponse:
     return error(exc.status, exc.code, str(exc))
 
 
-def _bad_body(exc: InvalidBody) -> func.HttpResponse:
-    extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
-    return error(400, exc.code, str(exc), **extra, **exc.extra)
-
-
 def _answered(view: gate.ApiView) -> gate.ApiView:
-    """Answer refusals and unusable bodies of a gated view in the API's error shape."""
+    """Answer the delegation rules' refusals in the API's error shape (the gate answers bad bodies)."""
 
     @functools.wraps(view)
     def answered(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
@@ -81,8 +66,6 @@ def _answered(view: gate.ApiView) -> gate.ApiView:
             return view(req, caller, subscription)
         except Refused as exc:
             return refusal(exc)
-        except InvalidBody as exc:
-            return _bad_body(exc)
 
     return answered
 
@@ -106,7 +89,7 @@ def _signed_in(view: PersonView) -> Callable[[func.HttpRequest], func.HttpRespon
         except Refused as exc:
             return refusal(exc)
         except InvalidBody as exc:
-            return _bad_body(exc)
+            return error(400, exc.code, str(exc), **exc.answer())
         except ConcurrencyConflict as exc:  # an outage is answered by when_configured: 503 unavailable
             log.warning("%s: %s", view.__name__, exc)
             return error(503, "busy", "the subscription is changing right now; try again",
@@ -184,13 +167,7 @@ def invitation_json(invitation: Invitation, link: str | None = None) -> dict[str
 
 
 def _body(req: func.HttpRequest) -> dict[str, Any]:
-    try:
-        payload = json.loads(req.get_body() or b"null")
-    except ValueError:
-        raise InvalidBody("invalid_json", "the body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise InvalidBody("invalid_body", "send a JSON object")
-    return payload
+    return json_object(req.get_body(), "send a JSON object")
 
 
 def one_address(value: object, field: str = "email") -> str:

@@ -34,7 +34,7 @@ import azure.functions as func
 
 from adapters.table_storage import ConcurrencyConflict
 from handlers import bearer
-from handlers.inputs import InvalidInput
+from handlers.inputs import InvalidBody, InvalidInput
 from handlers.responses import error, when_configured
 from handlers.web import WebRequest, csrf_refused
 from services import access, bootstrap
@@ -87,6 +87,8 @@ def api(permission: str) -> Callable[[ApiView], Handler]:
                 return view(req, caller, subscription)
             except InvalidInput as exc:
                 return error(400, exc.code, str(exc), field=exc.field)
+            except InvalidBody as exc:
+                return error(400, exc.code, str(exc), **exc.answer())
             except ValueError as exc:
                 return error(400, "invalid_request", str(exc))
             except ConcurrencyConflict as exc:
