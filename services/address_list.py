@@ -158,16 +158,12 @@ _DELIMITERS = (",", ";", "\t")
 
 
 def _read_rows(text: str) -> tuple[list[list[str]], int | None, list[list[str]]]:
-    """(non-empty rows, the address column, the data rows) under the delimiter that reads the most
-    addresses from the file's start: the sniffer's guess first, then `,` `;` and tab. (A sniffer alone
-    guesses wrong on a short file whose cells hold the other delimiter, "Sales; Marketing" say.)"""
-    candidates: list[type[csv.Dialect] | csv.Dialect] = []
-    try:
-        candidates.append(csv.Sniffer().sniff(text[:4096], delimiters="".join(_DELIMITERS)))
-    except csv.Error:
-        pass
-    for delimiter in _DELIMITERS:
-        candidates.append(type("Delimited", (csv.excel,), {"delimiter": delimiter}))
+    """(non-empty rows, the address column, the data rows) under the delimiter (`,` `;` or tab, in that
+    order on a tie) that reads the most addresses from the file's start. (csv.Sniffer guesses wrong on a
+    short file whose cells hold another delimiter, "Sales; Marketing" say, and on quotes in addresses.)"""
+    # Spreadsheets quote with '"' only: a sniffed dialect could take the "'" of an address such as
+    # 'o'brien'@... for a quote character and change the address, so only the delimiter varies.
+    candidates: list[type[csv.Dialect]] = [type("Delimited", (csv.excel,), {"delimiter": d}) for d in _DELIMITERS]
     best: tuple[int, list[list[str]], int | None, list[list[str]]] | None = None
     for dialect in candidates:
         try:

@@ -43,7 +43,10 @@ from services.unit_of_work import UnitOfWork
 from tests.factories import local_values
 from tests.unit.test_seat_changes import ADMIN, subscription
 
-PROPERTIES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: every run (CI included) tries the same examples, so a run can never fail by chance;
+# counterexamples found while exploring are kept below as explicit @example cases.
+PROPERTIES = settings(max_examples=60, deadline=None, derandomize=True,
+                      suppress_health_check=[HealthCheck.too_slow])
 
 # --- a corpus of real-world addresses -----------------------------------------------------------------
 
@@ -262,6 +265,8 @@ def test_key_encoding_is_injective(a, b):
 @PROPERTIES
 @given(st.lists(addresses(), min_size=1, max_size=25), st.sampled_from([",", ";", "\t"]), st.booleans(),
        st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]))
+# Found by hypothesis: a sniffed dialect took the quotes of '0'.0@... for its quote character.
+@example(["0.'@0.a0", "'0'.0@0.a0"], ",", False, "utf-8")
 def test_csv_files_written_by_a_spreadsheet_give_back_their_addresses(listed, delimiter, header, encoding):
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter)
