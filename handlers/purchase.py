@@ -120,6 +120,9 @@ def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
         quantity = parse_quantity(form.get("quantity"), kind, web.settings)
     except InvalidPurchase as exc:
         return _form_page(web, 10, "organisation", error=str(exc), status=400)
+    if form.get("action") == "update":
+        # "Update price": the quote for what is on screen now; nothing is bought.
+        return _form_page(web, quantity, kind, separate=form.get("separate") == "1")
     if form.get("separate") != "1" and _existing(web):
         # Not silently a second subscription: the page offers adding licenses to the existing one.
         t = translator(web.language)

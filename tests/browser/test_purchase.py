@@ -13,6 +13,18 @@ from tests.licenses_support import idp_person
 pytestmark = pytest.mark.browser
 
 
+def test_checkout_is_for_the_number_on_screen_even_without_updating_the_price(page, stack):
+    """Typing 12 and going straight to payment must not check out the 10 the page was rendered with."""
+    buyer = new_user(stack.identity_provider)["preferred_username"]
+    sign_in(page, stack, buyer, next_path="/api/purchase?quantity=10")
+    expect(page.locator("#quote")).to_contain_text("10 × 4.80 €")
+    page.get_by_label("Number of licenses").fill("12")
+    page.get_by_role("button", name="Continue to secure payment").click()
+    page.wait_for_url("**/checkout/**")
+    assert "57.60" in page.content() or "57,60" in page.content()
+    assert "48.00" not in page.content() and "48,00" not in page.content()
+
+
 def test_buy_12_licenses_and_land_on_the_setup_page(page, stack):
     # A buyer who owns no subscription yet (one who does is offered to add licenses to it first:
     # tests/browser/test_billing_browser.py).
