@@ -17,13 +17,12 @@ from typing import Any
 
 import azure.functions as func
 
-from adapters.stripe_gateway import StripeUnavailable
 from handlers import billing_openapi, gate  # noqa: F401 - billing_openapi describes these routes
 from handlers.blueprint import new_blueprint
 from handlers.delegates_api import subscription_json
 from handlers.inputs import InvalidBody, json_object
 from handlers.responses import error, json_response
-from handlers.seat_changes import InvalidRequestId, actor, request_id
+from handlers.seat_changes import actor, request_id
 from services import access, billing_account, bootstrap, cancellation, quantity_change
 from services.billing_changes import CardDeclined
 from services.billing_events import Billing
@@ -62,12 +61,6 @@ def refusal(exc: Refused) -> func.HttpResponse:
     return error(exc.status, exc.code, str(exc), **extra)
 
 
-def unavailable(exc: StripeUnavailable) -> func.HttpResponse:
-    log.warning("Stripe unavailable: %s", exc)
-    return error(503, "stripe_unavailable", "the payment provider cannot be reached right now; nothing was charged "
-                 "twice: retry later (a quantity change with the same Idempotency-Key)", headers={"Retry-After": "5"})
-
-
 def _answered(view: gate.ApiView) -> gate.ApiView:
     @functools.wraps(view)
     def answered(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
@@ -75,10 +68,6 @@ def _answered(view: gate.ApiView) -> gate.ApiView:
             return view(req, caller, subscription)
         except Refused as exc:
             return refusal(exc)
-        except InvalidRequestId as exc:
-            return error(400, "invalid_request_id", str(exc), field=exc.field)
-        except StripeUnavailable as exc:
-            return unavailable(exc)
 
     return answered
 

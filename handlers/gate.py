@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import azure.functions as func
 
+from adapters.stripe_gateway import StripeUnavailable
 from adapters.table_storage import ConcurrencyConflict
 from handlers import bearer
 from handlers.inputs import InvalidBody, InvalidInput
@@ -85,6 +86,8 @@ def api(permission: str) -> Callable[[ApiView], Handler]:
                 return error(403, "forbidden", str(exc), permission=exc.permission)
             try:
                 return view(req, caller, subscription)
+            except StripeUnavailable as exc:
+                return stripe_unavailable(exc)
             except InvalidInput as exc:
                 return error(400, exc.code, str(exc), field=exc.field)
             except InvalidBody as exc:
@@ -135,6 +138,13 @@ def page(
         return _declare(handler, view, permission, PAGE, checks_csrf=form)
 
     return decorate
+
+
+def stripe_unavailable(exc: StripeUnavailable) -> func.HttpResponse:
+    """503 `stripe_unavailable`: Stripe could not be reached (a retry with the same key is safe)."""
+    log.warning("Stripe unavailable: %s", exc)
+    return error(503, "stripe_unavailable", "the payment provider cannot be reached right now; nothing was charged "
+                 "twice: retry later (a change with the same Idempotency-Key)", headers={"Retry-After": "5"})
 
 
 def _check(permission: str) -> None:

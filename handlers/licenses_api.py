@@ -17,7 +17,7 @@ import azure.functions as func
 from handlers import gate, inputs, licenses_openapi  # noqa: F401 - licenses_openapi describes these routes
 from handlers.blueprint import new_blueprint
 from handlers.responses import csv_response, error, json_response
-from handlers.seat_changes import InvalidRequestId, api_request_id, context
+from handlers.seat_changes import api_request_id, context
 from services import access, bootstrap, seat_assignment, seat_listing, seat_revocation
 from services.address_list import AddressList, AddressListError, parse_addresses, parse_csv
 from services.assignment_limits import DomainsNeedConfirmation, check_domains
@@ -37,8 +37,6 @@ def _seat_errors(view: gate.ApiView) -> gate.ApiView:
             return view(req, caller, subscription)
         except Refused as exc:
             return _seat_error_json(exc, subscription.id)
-        except InvalidRequestId as exc:
-            return error(400, "invalid_request_id", str(exc), field=exc.field)
         except AddressListError as exc:
             status = 415 if exc.code == "unsupported_media_type" else 400
             return error(status, exc.code, str(exc))

@@ -3,7 +3,7 @@
 
 Thin: the gate (`handlers/gate.py`) authenticates the bearer token and hands over the subscription the
 caller owns; the views parse the request and call services/merge.py. Refusals and Stripe's outages are
-answered by billing_api's `refusal` / `unavailable` (one error shape). The OpenAPI description is in
+answered by billing_api's `refusal` and the gate (one error shape). The OpenAPI description is in
 `handlers/merges_openapi.py`.
 """
 
@@ -18,10 +18,10 @@ import azure.functions as func
 
 from adapters.stripe_gateway import StripeUnavailable
 from handlers import gate, merges_openapi  # noqa: F401 - merges_openapi describes these routes
-from handlers.billing_api import billing, preview_json, refusal, unavailable
+from handlers.billing_api import billing, preview_json, refusal
 from handlers.blueprint import new_blueprint
 from handlers.responses import error, json_response
-from handlers.seat_changes import InvalidRequestId, actor, request_id
+from handlers.seat_changes import actor, request_id
 from services import access, merge
 from services.merge import Candidate
 from services.merge_record import Merge
@@ -79,10 +79,6 @@ def _answered(view: gate.ApiView) -> gate.ApiView:
             return view(req, caller, subscription)
         except Refused as exc:
             return merge_refusal(exc)
-        except InvalidRequestId as exc:
-            return error(400, "invalid_request_id", str(exc), field=exc.field)
-        except StripeUnavailable as exc:
-            return unavailable(exc)
 
     return answered
 

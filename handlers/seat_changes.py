@@ -12,6 +12,7 @@ import re
 
 import azure.functions as func
 
+from handlers.inputs import InvalidInput
 from services import bootstrap
 from services.audit import Actor
 from services.seat_change import Context
@@ -24,12 +25,11 @@ REQUEST_ID_PATTERN = rf"[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID}}}"
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
-class InvalidRequestId(ValueError):
-    """Answer 400 `invalid_request_id`, naming the field that held it; nothing is written."""
+class InvalidRequestId(InvalidInput):
+    """Answer 400 `invalid_request_id`, naming the field that held it (the gate does); nothing is written."""
 
     def __init__(self, field: str):
-        super().__init__(f"{field}: 1 to {MAX_REQUEST_ID} letters, digits, '-', '_' or '.'")
-        self.field = field
+        super().__init__(field, f"1 to {MAX_REQUEST_ID} letters, digits, '-', '_' or '.'", "invalid_request_id")
 
 
 def request_id(value: object, field: str) -> str | None:

@@ -496,7 +496,8 @@ def test_the_subscriptions_to_add_licenses_to_are_those_one_may_change_in_ones_o
 
 
 def test_refusals_and_outages_are_answered_never_a_500():
-    from handlers.billing_api import refusal, unavailable
+    from handlers.billing_api import refusal
+    from handlers.gate import stripe_unavailable
 
     declined = refusal(CardDeclined("Your card was declined.", "generic_decline"))
     body = json.loads(declined.get_body())
@@ -504,7 +505,7 @@ def test_refusals_and_outages_are_answered_never_a_500():
     below = json.loads(refusal(BelowAssigned(4, 6)).get_body())
     assert (below["error"], below["assigned"], below["revoke"]) == ("below_assigned", 6, 2)
     assert refusal(IdempotencyConflict()).status_code == 409
-    outage = unavailable(StripeUnavailable("rate limited"))
+    outage = stripe_unavailable(StripeUnavailable("rate limited"))
     assert outage.status_code == 503 and outage.headers["Retry-After"]
     assert json.loads(outage.get_body())["error"] == "stripe_unavailable"
 
