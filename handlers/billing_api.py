@@ -4,8 +4,8 @@ Thin: the gate (`handlers/gate.py`) authenticates the bearer token and hands ove
 the caller may use (owner or `quantity.manage` for the quantity, owner or `billing.manage` for invoices
 and the billing portal, the owner alone for cancellation); the views parse the request, call
 services/quantity_change.py, services/billing_account.py or services/cancellation.py and answer. Every
-refusal is answered in one place (`_answered`); nothing is ever a 500 because Stripe said no or could
-not be reached. The OpenAPI description is in `handlers/billing_openapi.py`.
+refusal is answered in one place (`_answered`; Stripe outages by the gate); nothing is ever a 500
+because Stripe said no or could not be reached. The OpenAPI description is in `handlers/billing_openapi.py`.
 """
 
 from __future__ import annotations
