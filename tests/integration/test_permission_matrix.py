@@ -26,8 +26,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -45,6 +43,7 @@ from services.audit import Actor
 from services.delegate import Acceptor
 from services.unit_of_work import UnitOfWork
 from services.web_session import Person, SessionStore, cookie_name
+from tests.app_routes import http_functions, is_subscription_route
 from tests.builders import purchased_subscription
 from tests.license_fixtures import CONTOSO_ID, FABRIKAM_ID, new_user, token_for
 from tests.licenses_support import call
@@ -54,26 +53,7 @@ TRANSLATIONS = json.loads((ROOT / "translations" / "en.json").read_text(encoding
 
 # --- the routes, from the real app ------------------------------------------------------------------
 
-_PROBE = r"""
-import json, function_app
-rows = []
-for fn in function_app.app.get_functions():
-    if not fn.is_http_function():
-        continue
-    trigger = fn.get_trigger()
-    user_function = fn.get_user_function()
-    rows.append({
-        "name": fn.get_function_name(),
-        "route": trigger.route,
-        "methods": sorted(str(getattr(m, "value", m)) for m in (trigger.methods or [])),
-        "permission": getattr(user_function, "required_permission", None),
-        "gate": getattr(user_function, "gate", None),
-        "csrf": getattr(user_function, "checks_csrf", None),
-    })
-print(json.dumps(rows))
-"""
 
-PREFIXES = ("subscriptions/", "v1/subscriptions/")
 
 
 @dataclass(frozen=True)
@@ -95,14 +75,10 @@ class Route:
 
 @functools.lru_cache(maxsize=1)
 def subscription_routes() -> tuple[Route, ...]:
-    """Every (function, method) under the subscription prefixes; read once per test session.
-
-    A child process: importing the app installs process-wide logging, and the Functions library lets
-    `get_functions()` run only once per app."""
-    out = subprocess.run([sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    """Every (function, method) under the subscription prefixes; read once per test session."""
     routes = []
-    for f in json.loads(out):
-        if not f["route"].strip("/").startswith(PREFIXES):
+    for f in http_functions():
+        if not is_subscription_route(f["route"]):
             continue
         for method in f["methods"] or ["GET"]:
             routes.append(Route(f["name"], method.upper(), f["route"], f["permission"], f["gate"], bool(f["csrf"])))

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -29,9 +26,9 @@ from services import subscription_store
 from services.settings import Settings, load_settings
 from services.subscription import Subscription
 from services.web_session import SessionStore, cookie_name
+from tests.app_routes import http_functions
 from tests.conftest import REPO_ROOT, app_values
 from tests.licenses_support import idp_person, token_for
-from tests.unit.test_route_permissions import _PROBE
 
 HEALTH_BUDGET = 3.0  # the ping's short timeout, plus the host's own overhead
 REQUEST_BUDGET = 9.0  # one storage call of an ordinary request (about 6 s), plus overhead
@@ -102,10 +99,8 @@ def _request(outage: Outage, method: str, route: str) -> tuple[int, dict[str, st
 
 
 def _routes() -> list[tuple[str, str]]:
-    out = subprocess.run([sys.executable, "-c", _PROBE], cwd=Path(REPO_ROOT), capture_output=True, text=True,
-                         check=True).stdout
     found = []
-    for function in json.loads(out):
+    for function in http_functions():
         for method in function["methods"] or ["GET"]:
             if method.upper() != "OPTIONS":
                 found.append((method.upper(), function["route"]))

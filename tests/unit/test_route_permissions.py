@@ -7,47 +7,21 @@ library lets `get_functions()` run only once per app.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from services import access
-
-ROOT = Path(__file__).resolve().parents[2]
-
-_PROBE = r"""
-import json, function_app
-rows = []
-for fn in function_app.app.get_functions():
-    trigger = fn.get_trigger()
-    if not fn.is_http_function():
-        continue
-    user_function = fn.get_user_function()
-    rows.append({
-        "name": fn.get_function_name(),
-        "route": trigger.route,
-        "methods": sorted(str(getattr(m, "value", m)) for m in (trigger.methods or [])),
-        "permission": getattr(user_function, "required_permission", None),
-        "gate": getattr(user_function, "gate", None),
-        "csrf": getattr(user_function, "checks_csrf", None),
-    })
-print(json.dumps(rows))
-"""
+from tests import app_routes
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 @pytest.fixture(scope="module")
 def http_functions() -> list[dict]:
-    out = subprocess.run([sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
+    return list(app_routes.http_functions())
 
 
 def _subscription_routes(functions: list[dict]) -> list[dict]:
-    return [f for f in functions if f["route"].strip("/").startswith(("subscriptions/", "v1/subscriptions/"))]
+    return [f for f in functions if app_routes.is_subscription_route(f["route"])]
 
 
 def test_the_enumeration_sees_the_subscription_routes(http_functions):
