@@ -12,10 +12,13 @@ from handlers import (
     billing,
     billing_api,
     billing_pages,
+    billing_settings_api,
+    billing_settings_pages,
     consent,
     dashboard,
     delegates_api,
     delegates_pages,
+    e_invoice,
     health,
     invitation_timers,
     invitations,
@@ -25,10 +28,12 @@ from handlers import (
     mail,
     merges_api,
     merges_pages,
+    not_found,
     operations,
     outbox,
     purchase,
     seat_timers,
+    setup_checklist,
     subscriptions,
 )
 from services import observability
@@ -48,6 +53,7 @@ for blueprint in (
     consent.bp,
     purchase.bp,
     subscriptions.bp,
+    setup_checklist.bp,
     outbox.bp,
     operations.bp,
     license.bp,
@@ -61,7 +67,12 @@ for blueprint in (
     invitation_timers.bp,
     billing_api.bp,
     billing_pages.bp,
+    billing_settings_api.bp,
+    billing_settings_pages.bp,
+    e_invoice.bp,
     merges_api.bp,
     merges_pages.bp,
+    # The catch-all route: on Azure its function's name, not this order, puts it last (handlers/not_found.py).
+    not_found.bp,
 ):
     app.register_functions(blueprint)

@@ -13,6 +13,8 @@ Lookup tables:
     UserLicenses       `oid|<oid>` once bound, `email|<normalised address>` until then; row = subscription id
     UserSubscriptions  `<tid>|<oid>`; row = subscription id (owner or delegate)
     StripeIndex        `session` / `customer`; row = the Stripe id
+                       `pending|<tid>|<oid>`: the buyer's purchases waiting for a delayed payment;
+                       row = the checkout session id
     StripeEvents       last two characters of the event id; row = the event id
     TenantSubscriptions  `<lower-case tid>` of the licensed user (individual) or the subscription's
                        tenant; row = subscription id (merge candidates without a scan)
@@ -98,6 +100,11 @@ def person(tid: str, oid: str) -> str:
 
 CHECKOUT_SESSION = "session"
 CUSTOMER = "customer"
+PENDING_PURCHASES_PREFIX = "pending|"
+
+
+def pending_purchases(tid: str, oid: str) -> str:
+    return PENDING_PURCHASES_PREFIX + person(tid, oid)
 
 
 def stripe_event(event_id: str) -> tuple[str, str]:

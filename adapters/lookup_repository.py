@@ -2,7 +2,8 @@
 
 Written idempotently after the partition commit and repaired by reconciliation: user -> licenses
 (what the license check reads), user -> administered subscriptions, Stripe checkout session /
-customer -> subscription, and the ids of Stripe events already applied.
+customer -> subscription, buyer -> purchases waiting for a delayed payment, and the ids of Stripe
+events already applied.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from adapters.table_storage import (
 )
 from services.delegate import InvitationLookup
 from services.merge_record import TenantSubscription
+from services.pending_purchase import FAILED, PENDING, PendingPurchase
 from services.seat import LicenseLookup
 
 
@@ -44,6 +46,13 @@ def _lookup(row: Row) -> LicenseLookup:
 def _invitation(row: Row) -> InvitationLookup:
     return InvitationLookup(row["PartitionKey"], row["SubscriptionId"], "owner" if row.get("Kind") == "owner"
                             else "delegate", row.get("Email", ""), row["ExpiresAt"])
+
+
+def _pending_purchase(row: Row, tid: str, oid: str) -> PendingPurchase:
+    return PendingPurchase(session_id=keys.decode(row["RowKey"]), buyer_tid=tid, buyer_oid=oid,
+                           kind=row.get("Kind") or "organisation", quantity=int(row.get("Quantity") or 0),
+                           started_at=row["StartedAt"], state=FAILED if row.get("State") == FAILED else PENDING,
+                           failed_at=row.get("FailedAt"))
 
 
 class LookupRepository:
@@ -153,6 +162,32 @@ class LookupRepository:
     def subscription_of_checkout_session(self, session_id: str) -> str | None:
         row = self.store.get(STRIPE_INDEX, keys.CHECKOUT_SESSION, session_id)
         return str(row["SubscriptionId"]) if row is not None else None
+
+    # --- buyer -> purchases waiting for a delayed payment (services/delayed_payment.py) ---------------
+
+    def add_pending_purchase(self, purchase: PendingPurchase) -> None:
+        """Record the purchase; one already recorded (pending or failed) stays as it is."""
+        self.store.insert(STRIPE_INDEX, {
+            "PartitionKey": keys.pending_purchases(purchase.buyer_tid, purchase.buyer_oid),
+            "RowKey": keys.encode(purchase.session_id), "Kind": purchase.kind, "Quantity": purchase.quantity,
+            "StartedAt": purchase.started_at, "State": purchase.state})
+
+    def fail_pending_purchase(self, tid: str, oid: str, session_id: str, at: datetime) -> None:
+        failed = {"PartitionKey": keys.pending_purchases(tid, oid), "RowKey": keys.encode(session_id),
+                  "State": FAILED, "FailedAt": at}
+        if not self.store.merge(STRIPE_INDEX, failed):
+            self.store.insert(STRIPE_INDEX, {**failed, "StartedAt": at})  # its "pending" never came
+
+    def delete_pending_purchase(self, tid: str, oid: str, session_id: str) -> None:
+        self.store.delete(STRIPE_INDEX, keys.pending_purchases(tid, oid), keys.encode(session_id))
+
+    def pending_purchase(self, tid: str, oid: str, session_id: str) -> PendingPurchase | None:
+        row = self.store.get(STRIPE_INDEX, keys.pending_purchases(tid, oid), keys.encode(session_id))
+        return _pending_purchase(row, tid, oid) if row is not None else None
+
+    def pending_purchases(self, tid: str, oid: str) -> list[PendingPurchase]:
+        return [_pending_purchase(r, tid, oid)
+                for r in self.store.query(STRIPE_INDEX, partition_key=keys.pending_purchases(tid, oid))]
 
     # --- Stripe events applied -----------------------------------------------------------------------
 

@@ -5,11 +5,12 @@ The outbox is only reachable in local development: settings refuse a missing ACS
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from services.mail.render import RenderedMail
 from services.settings import Settings
@@ -19,9 +20,39 @@ if TYPE_CHECKING:
     from azure.core.credentials import AzureKeyCredential, TokenCredential
 
 
+# ACS refuses an e-mail request larger than 10 MB, attachments (base64, so 4/3 of their size) included.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+
+
+class MailTooLarge(ValueError):
+    """The mail with its attachments is larger than ACS accepts; sending it again cannot help."""
+
+
 class MailSender(Protocol):
     def send(self, mail: RenderedMail) -> str:
         """Send; return the provider's message id. Raise on failure so the queue retries."""
+
+
+def acs_request(sender: str, mail: RenderedMail) -> dict[str, Any]:
+    """The ACS send request (REST shape of `POST /emails:send`); MailTooLarge beyond ACS's limit, so
+    the local outbox refuses what ACS would refuse."""
+    request: dict[str, Any] = {
+        "senderAddress": sender,
+        "recipients": {"to": [{"address": mail.to}]},
+        "content": {"subject": mail.subject, "plainText": mail.text, "html": mail.html},
+    }
+    if mail.attachments:
+        request["attachments"] = [
+            {"name": a.filename, "contentType": a.content_type,
+             "contentInBase64": base64.b64encode(a.content).decode("ascii")}
+            for a in mail.attachments
+        ]
+    size = len(json.dumps(request).encode("utf-8"))
+    if size > MAX_REQUEST_BYTES:
+        names = ", ".join(f"{a.filename} ({len(a.content)} bytes)" for a in mail.attachments) or "none"
+        raise MailTooLarge(f"mail {mail.subject!r} is {size} bytes with its attachments ({names}); "
+                           f"ACS accepts at most {MAX_REQUEST_BYTES} bytes per message")
+    return request
 
 
 class AcsMailSender:
@@ -51,13 +82,7 @@ class AcsMailSender:
         return self._client
 
     def send(self, mail: RenderedMail) -> str:
-        poller = self._email_client().begin_send(
-            {
-                "senderAddress": self._sender,
-                "recipients": {"to": [{"address": mail.to}]},
-                "content": {"subject": mail.subject, "plainText": mail.text, "html": mail.html},
-            }
-        )
+        poller = self._email_client().begin_send(acs_request(self._sender, mail))
         result = poller.result(timeout=60)
         status = (result or {}).get("status")
         if status != "Succeeded":
@@ -73,6 +98,7 @@ class OutboxMailSender:
         self._sender = sender
 
     def send(self, mail: RenderedMail) -> str:
+        request = acs_request(self._sender, mail)  # refuses what ACS would refuse
         self._directory.mkdir(parents=True, exist_ok=True)
         message_id = uuid.uuid4().hex
         record = {
@@ -83,6 +109,9 @@ class OutboxMailSender:
             "subject": mail.subject,
             "text": mail.text,
             "html": mail.html,
+            "attachments": [{"name": sent["name"], "contentType": sent["contentType"], "size": len(file.content),
+                             "contentInBase64": sent["contentInBase64"]}
+                            for file, sent in zip(mail.attachments, request.get("attachments", []), strict=True)],
         }
         # Write then rename, so a reader never sees half a mail.
         target = self._directory / f"{time.time_ns()}-{message_id}.json"

@@ -18,9 +18,11 @@ from services.settings import Settings
 if TYPE_CHECKING:
     import stripe
     from stripe.params import (
+        CustomerCreateParams,
         InvoiceCreatePreviewParams,
         InvoiceCreatePreviewParamsSubscriptionDetails,
         InvoiceListParams,
+        SubscriptionCreateParams,
         SubscriptionUpdateParams,
     )
     from stripe.params.billing_portal import ConfigurationCreateParams, ConfigurationCreateParamsFeatures
@@ -125,6 +127,8 @@ class StripeGateway:
         self._client: stripe.StripeClient | None = None
         self._lock = threading.Lock()
         self._portal_configuration: str | None = None
+        # Tax rates never change their percentage at Stripe: read once per process (e-invoices).
+        self._tax_rates: dict[str, dict[str, Any]] = {}
 
     def client(self) -> stripe.StripeClient:
         if self._client is None:
@@ -168,14 +172,17 @@ class StripeGateway:
 
     # --- prices ---------------------------------------------------------------------------------
 
-    def seat_price(self) -> SeatPrice:
+    def seat_price(self, interval: str = "month") -> SeatPrice:
+        """The seat price billed monthly, or yearly (`interval="year"`)."""
         v1 = self.client().v1
+        lookup_key = (self._settings.stripe_yearly_price_lookup_key if interval == "year"
+                      else self._settings.stripe_price_lookup_key)
         prices = self._call(
             v1.prices.list,
-            params={"lookup_keys": [self._settings.stripe_price_lookup_key], "active": True, "expand": ["data.tiers"]},
+            params={"lookup_keys": [lookup_key], "active": True, "expand": ["data.tiers"]},
         )
         if not prices.data:
-            raise StripeNotFound(f"no active Stripe price with lookup key {self._settings.stripe_price_lookup_key!r}")
+            raise StripeNotFound(f"no active Stripe price with lookup key {lookup_key!r}")
         price = as_dict(prices.data[0])
         tiers = tuple(
             PriceTier(up_to=t.get("up_to"), unit_amount=int(t.get("unit_amount") or 0))
@@ -201,6 +208,21 @@ class StripeGateway:
             self.client().v1.checkout.sessions.list,
             params={"status": "complete", "created": {"gte": since}, "limit": 100},
         )
+        yield from page.auto_paging_iter()
+
+    # --- purchase by invoice --------------------------------------------------------------------
+
+    def create_customer(self, params: CustomerCreateParams, idempotency_key: str) -> dict[str, Any]:
+        return as_dict(self._call(self.client().v1.customers.create, params=params,
+                                  options={"idempotency_key": idempotency_key}))
+
+    def create_subscription(self, params: SubscriptionCreateParams, idempotency_key: str) -> dict[str, Any]:
+        return as_dict(self._call(self.client().v1.subscriptions.create, params=params,
+                                  options={"idempotency_key": idempotency_key}))
+
+    def subscriptions_created_since(self, since: int) -> Iterator[Any]:
+        page = self._call(self.client().v1.subscriptions.list,
+                          params={"status": "all", "created": {"gte": since}, "limit": 100})
         yield from page.auto_paging_iter()
 
     # --- subscriptions ---------------------------------------------------------------------------
@@ -258,6 +280,68 @@ class StripeGateway:
         page = self._call(self.client().v1.invoices.list, params=params)
         return [as_dict(invoice) for invoice in page.data], bool(page.has_more)
 
+    def invoice(self, invoice_id: str) -> dict[str, Any]:
+        """One invoice with all its lines (StripeNotFound when Stripe does not know it)."""
+        invoice = as_dict(self._call(self.client().v1.invoices.retrieve, invoice_id))
+        lines = invoice.get("lines") or {}
+        if lines.get("has_more"):
+            page = self._call(self.client().v1.invoices.line_items.list, invoice_id, params={"limit": 100})
+            invoice["lines"] = {**lines, "data": [as_dict(line) for line in page.auto_paging_iter()],
+                                "has_more": False}
+        return invoice
+
+    def tax_rate(self, tax_rate_id: str) -> dict[str, Any]:
+        """A tax rate (its percentage), read from Stripe once per process."""
+        with self._lock:
+            cached = self._tax_rates.get(tax_rate_id)
+        if cached is not None:
+            return cached
+        rate = as_dict(self._call(self.client().v1.tax_rates.retrieve, tax_rate_id))
+        with self._lock:
+            self._tax_rates[tax_rate_id] = rate
+        return rate
+
+    def invoice_pdf(self, invoice: dict[str, Any], timeout: float = 30.0) -> bytes:
+        """The PDF Stripe rendered for the invoice (its `invoice_pdf` link); network errors, an answer
+        that is not a PDF, or one over 20 MiB are StripeUnavailable."""
+        import requests
+
+        url = invoice.get("invoice_pdf")
+        if not url:
+            raise StripeNotFound(f"invoice {invoice.get('id')} has no PDF (a draft?)")
+        limit = 20 * 1024 * 1024
+        try:
+            with requests.get(str(url), timeout=timeout, stream=True) as response:
+                if response.status_code != 200:
+                    raise StripeUnavailable(f"the invoice PDF answered HTTP {response.status_code}")
+                body = bytearray()
+                for chunk in response.iter_content(64 * 1024):
+                    body += chunk
+                    if len(body) > limit:
+                        raise StripeUnavailable("the invoice PDF is larger than 20 MiB")
+        except requests.RequestException as exc:
+            raise StripeUnavailable(f"the invoice PDF could not be downloaded: {exc}") from exc
+        if not body.startswith(b"%PDF"):
+            raise StripeUnavailable("the invoice PDF link did not answer with a PDF")
+        return bytes(body)
+
+    def funding_iban(self, customer_id: str) -> dict[str, str] | None:
+        """The IBAN (with BIC and account holder) the customer transfers euros to (Stripe's EU bank
+        transfer funding instructions, country DE), or None when Stripe has none for the customer."""
+        try:
+            found = as_dict(self._call(self.client().v1.customers.funding_instructions.create, customer_id, params={
+                "funding_type": "bank_transfer", "currency": "eur",
+                "bank_transfer": {"type": "eu_bank_transfer", "eu_bank_transfer": {"country": "DE"}}}))
+        except (StripeRejected, StripeNotFound) as exc:
+            log.info("no funding instructions for customer %s: %s", customer_id, exc)
+            return None
+        for address in (found.get("bank_transfer") or {}).get("financial_addresses") or []:
+            iban = address.get("iban") or {}
+            if address.get("type") == "iban" and iban.get("iban"):
+                return {"iban": str(iban["iban"]), "bic": str(iban.get("bic") or ""),
+                        "account_holder_name": str(iban.get("account_holder_name") or "")}
+        return None
+
     # --- billing portal --------------------------------------------------------------------------------
 
     def billing_portal_url(self, customer_id: str, return_url: str, locale: str) -> str:
@@ -304,6 +388,17 @@ class StripeGateway:
     def update_customer_email(self, customer_id: str, email: str) -> None:
         """Where Stripe sends invoices and receipts (ownership transfer, when the owner chose so)."""
         self._call(self.client().v1.customers.update, customer_id, params={"email": email})
+
+    def set_invoice_custom_fields(self, customer_id: str, fields: list[tuple[str, str]]) -> None:
+        """(name, value) pairs Stripe prints on every future invoice of the customer (at most 4; a name
+        at most 40, a value at most 140 characters). No fields clears them: "" unsets a list at Stripe."""
+        self._call(self.client().v1.customers.update, customer_id, params={"invoice_settings": {
+            "custom_fields": [{"name": name, "value": value} for name, value in fields] or ""}})
+
+    def customer_billing_details(self, customer_id: str) -> dict[str, Any]:
+        """The customer as invoices show it: name, address, e-mail and tax ids (expanded: Stripe leaves
+        `tax_ids` out of a customer otherwise). A deleted customer comes back as `{"deleted": true}`."""
+        return as_dict(self._call(self.client().v1.customers.retrieve, customer_id, params={"expand": ["tax_ids"]}))
 
     # --- webhooks ------------------------------------------------------------------------------------
 

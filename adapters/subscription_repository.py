@@ -30,6 +30,9 @@ _ROW_CHARS = 14 * _CHUNK_CHARS
 # ... and all its rows fit one transaction with the subscription entity (Azure: 4 MiB per batch).
 MAX_RESERVATION_CHARS = 1_600_000
 _AUDIT_TEXT_CHARS = 30_000
+# The most seats a substring search reads per request: a subscription holds at most MAX_QUANTITY
+# (10,000) seats, so one request covers any subscription.
+SEAT_SCAN_LIMIT = 10_000
 
 PartitionRow = Seat | Reservation | AuditEntry | Delegate | Invitation | Merge
 # Rows a change replaces or deletes (read before, so with their ETag).
@@ -103,16 +106,37 @@ class SubscriptionRepository:
                   over_quantity: bool | None = None, limit: int = 50,
                   continuation: dict[str, Any] | None = None) -> tuple[list[Seat], dict[str, Any] | None]:
         """One page of seats in address order, filtered by the stored flags; token for the next."""
-        clauses = []
-        if bound is not None:
-            clauses.append("BoundOid ne ''" if bound else "BoundOid eq ''")
-        if over_quantity is not None:
-            clauses.append(f"OverQuantity eq {'true' if over_quantity else 'false'}")
+        clauses = _flag_clauses(bound, over_quantity)
         low = keys.seat_row(prefix)
         rows, token = self.store.query_page(SUBSCRIPTIONS, partition_key=subscription_id, row_from=low,
                                             row_below=keys.after_prefix(low), where=" and ".join(clauses),
                                             limit=limit, continuation=continuation)
         return [seat_from_row(r) for r in rows], token
+
+    def seat_search(self, subscription_id: str, contains: str, *, bound: bool | None = None,
+                    over_quantity: bool | None = None, limit: int = 50, continuation: dict[str, Any] | None = None,
+                    scan_limit: int = SEAT_SCAN_LIMIT) -> tuple[list[Seat], dict[str, Any] | None]:
+        """One page of the seats whose address contains `contains` (lower case), in address order; the
+        token for the next page (None at the end).
+
+        Table Storage filters keys only by range, never by substring, so this reads the partition's seat
+        range from the token on and filters here. A call reads at most `scan_limit` seats (a subscription
+        holds at most MAX_QUANTITY, so one call covers it); past that the token says where to go on."""
+        clauses = _flag_clauses(bound, over_quantity)
+        low, high = keys.SEAT_PREFIX, keys.after_prefix(keys.SEAT_PREFIX)
+        start = max(str((continuation or {}).get("RowKey") or low), low)  # a token never leaves the seats
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=start, row_below=high,
+                                where=" and ".join(clauses))
+        found: list[Seat] = []
+        for scanned, row in enumerate(rows):
+            if scanned == scan_limit:
+                return found, {"PartitionKey": subscription_id, "RowKey": row["RowKey"]}
+            seat = seat_from_row(row)
+            if contains in seat.email:
+                if len(found) == limit:  # the next page starts at the next match: never an empty page
+                    return found, {"PartitionKey": subscription_id, "RowKey": row["RowKey"]}
+                found.append(seat)
+        return found, None
 
     def bind_seat(self, subscription_id: str, seat: Seat, tid: str, oid: str, at: datetime) -> Seat:
         """Bind a seat to a person under the seat's ETag (ConcurrencyConflict if it changed or went)."""
@@ -207,6 +231,16 @@ class SubscriptionRepository:
                                 row_below=keys.after_prefix(keys.AUDIT_PREFIX))
         for row in rows:
             yield audit_from_row(row)
+
+
+def _flag_clauses(bound: bool | None, over_quantity: bool | None) -> list[str]:
+    """OData clauses for a seat's stored flags (None: either)."""
+    clauses = []
+    if bound is not None:
+        clauses.append("BoundOid ne ''" if bound else "BoundOid eq ''")
+    if over_quantity is not None:
+        clauses.append(f"OverQuantity eq {'true' if over_quantity else 'false'}")
+    return clauses
 
 
 def _required_etag(row: KeptRow) -> str:

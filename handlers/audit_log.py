@@ -41,7 +41,8 @@ def audit_page(web: WebRequest, caller: access.Caller, subscription: Subscriptio
                                         seat_listing.decode_token(inputs.continuation(continuation)), PAGE_SIZE)
     except ValueError:
         entries, token = audit_log.page(bootstrap.storage(), subscription.id, None, PAGE_SIZE)
-    return web.render("audit.html", subscription=subscription, entries=entries,
+    shown = [{**entry, "changes": audit_log.field_changes(entry)} for entry in entries]
+    return web.render("audit.html", subscription=subscription, entries=shown,
                       continuation=seat_listing.encode_token(token), paged=bool(continuation))
 
 

@@ -1,14 +1,17 @@
 """The OpenAPI description of the quantity, invoice, billing-portal and cancellation routes
-(handlers/billing_api.py), kept apart from the handlers so they stay short. Imported by that module:
-the description exists whenever the routes do.
+(handlers/billing_api.py) and of the finance settings (handlers/billing_settings_api.py), kept apart
+from the handlers so they stay short. Imported by those modules: the description exists whenever the
+routes do.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from handlers.inputs import ADDRESS_SCHEMA
 from handlers.seat_changes import REQUEST_ID_PATTERN
 from services import api_spec
+from services.billing_settings import MAX_TEXT, UNPRINTABLE
 
 _SUB_PARAM = {"name": "subscription_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _SECURITY: list[dict[str, list[str]]] = [{"entraBearer": []}]
@@ -193,6 +196,34 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/invoices", "get", {
         **_common("billing.manage"),
     },
 })
+api_spec.describe("/v1/subscriptions/{subscription_id}/invoices/{invoice_id}/e-invoice", "get", {
+    "summary": "An invoice as German e-invoice: XRechnung (XML) or ZUGFeRD (PDF)",
+    "description": f"{_BILLING} EN 16931 in the CII syntax, made from the Stripe invoice: `xrechnung` is the XML "
+                   "(XRechnung 3.0), `zugferd` Stripe's invoice PDF with the same XML embedded as `factur-x.xml` "
+                   "(Factur-X/ZUGFeRD profile EN 16931). A download (Content-Disposition: attachment, never cached). "
+                   "The buyer reference (BT-10) is the invoice's purchase-order number, else the Stripe customer id.",
+    "security": _SECURITY,
+    "parameters": [
+        _SUB_PARAM,
+        {"name": "invoice_id", "in": "path", "required": True,
+         "schema": {"type": "string", "pattern": "^in_[A-Za-z0-9_]{1,100}$"}, "example": "in_1Q2w3E4r5T6y"},
+        {"name": "format", "in": "query", "required": True,
+         "schema": {"type": "string", "enum": ["xrechnung", "zugferd"]}, "example": "xrechnung"},
+    ],
+    "responses": {
+        **_common("billing.manage"),
+        "200": {"description": "the document: `<number>-xrechnung.xml` or `<number>-zugferd.pdf`", "content": {
+            "application/xml": {"schema": {"type": "string"}},
+            "application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+        "400": {"description": "invalid_format (`field`: format), invalid_invoice_id (`field`: invoice_id)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FieldError"}}}},
+        "404": api_spec.error_response("unknown subscription (`subscription_not_found`), or no such invoice of its "
+                                       "customer (`invoice_not_found`)"),
+        "409": api_spec.error_response("e_invoice_not_configured (with `missing`: the SELLER_* settings the operator "
+                                       "must set), e_invoice_unavailable (with `reason`: draft, void, buyer_address, "
+                                       "vat_id, tax, totals...: the invoice cannot be an EN 16931 invoice)"),
+    },
+})
 api_spec.describe("/v1/subscriptions/{subscription_id}/billing-portal", "post", {
     "summary": "Open Stripe's billing portal: payment method, billing address, tax ids, invoices",
     "description": f"{_BILLING} Returns the URL of a short-lived portal session for the subscription's customer; "
@@ -241,5 +272,87 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/cancellation", "delete", 
             "cancel_at_period_end": False, "ends_at": None, "changed": True, "subscription": _OWNER_SUBSCRIPTION})},
         "409": api_spec.error_response("not_scheduled (nothing to undo), subscription_not_active (it ended)"),
         **_common("owner"),
+    },
+})
+
+
+# --- finance settings and billing details (handlers/billing_settings_api.py) ---------------------------------
+
+_INVOICE_TEXT = {"type": "string", "maxLength": MAX_TEXT, "pattern": f"^[^{UNPRINTABLE}]*$",
+                 "description": f"at most {MAX_TEXT} characters (Stripe's limit), no control, zero-width or "
+                                "private-use characters; surrounding spaces are dropped and inner runs of spaces "
+                                "made one; \"\" clears it"}
+_SETTINGS_PROPERTIES: dict[str, Any] = {
+    "po_number": {**_INVOICE_TEXT, "example": "4500012345"},
+    "cost_centre": {**_INVOICE_TEXT, "example": "KST 4711"},
+    "accounting_email": {"anyOf": [{"type": "string", "maxLength": 0}, ADDRESS_SCHEMA],
+                         "description": "receives every invoice; stored lower-cased; \"\" clears it"},
+}
+_SETTINGS_EXAMPLE: dict[str, Any] = {
+    "po_number": "4500012345", "cost_centre": "KST 4711", "accounting_email": "invoices@contoso.example",
+    "invoice_custom_fields": [{"name": "PO number", "value": "4500012345"},
+                              {"name": "Cost centre", "value": "KST 4711"}],
+}
+_CUSTOM_FIELDS = {"type": "array", "description": "what Stripe prints on every invoice, named in the subscription's "
+                  "language (PO number / Cost centre, Bestellnummer / Kostenstelle); empty values left out",
+                  "items": {"type": "object", "properties": {"name": {"type": "string"}, "value": {"type": "string"}}}}
+api_spec.schema("BillingSettings", {
+    "type": "object",
+    "description": "The finance settings: the purchase-order number and cost centre printed on every future "
+                   "invoice, and the accounting address that receives every invoice (\"\" when not set).",
+    "properties": {"po_number": {"type": "string"}, "cost_centre": {"type": "string"},
+                   "accounting_email": {"type": "string"}, "invoice_custom_fields": _CUSTOM_FIELDS},
+    "example": _SETTINGS_EXAMPLE,
+})
+_DETAILS_EXAMPLE: dict[str, Any] = {
+    "name": "Contoso GmbH", "email": "finance@contoso.example",
+    "address": {"line1": "Hauptstraße 1", "line2": "", "postal_code": "10115", "city": "Berlin", "state": "",
+                "country": "DE"},
+    "tax_ids": [{"type": "eu_vat", "value": "DE136695976", "country": "DE", "verification": "verified"}],
+}
+api_spec.describe("/v1/subscriptions/{subscription_id}/billing-settings", "get", {
+    "summary": "The finance settings and the billing details (company, address, VAT IDs)",
+    "description": f"{_BILLING} `billing_details` is the Stripe customer as invoices show it (null while the "
+                   "subscription has none); it is changed in Stripe's billing portal (POST .../billing-portal).",
+    "security": _SECURITY,
+    "parameters": [_SUB_PARAM],
+    "responses": {
+        "200": {"description": "the settings and billing details", "content": _json(
+            {"allOf": [{"$ref": "#/components/schemas/BillingSettings"}, {"type": "object", "properties": {
+                "billing_details": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+                    "name": {"type": "string"}, "email": {"type": "string"},
+                    "address": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "tax_ids": {"type": "array", "items": {"type": "object", "properties": {
+                        "type": {"type": "string", "description": "Stripe's tax id type: eu_vat, gb_vat, ch_vat, ..."},
+                        "value": {"type": "string"}, "country": {"type": "string"},
+                        "verification": {"type": "string", "description": "Stripe's verification status or \"\""}}}},
+                }}]}}}]},
+            {**_SETTINGS_EXAMPLE, "billing_details": _DETAILS_EXAMPLE})},
+        "409": api_spec.error_response("stripe_refused"),
+        **_common("billing.manage"),
+    },
+})
+api_spec.describe("/v1/subscriptions/{subscription_id}/billing-settings", "put", {
+    "summary": "Change the PO number, cost centre and accounting e-mail address",
+    "description": f"{_BILLING} A key left out keeps its value; \"\" clears it; other keys are refused. A changed PO "
+                   "number or cost centre is set on the Stripe customer first (printed on every future invoice); "
+                   "if Stripe cannot be reached nothing is stored (503). Values equal to the stored ones change "
+                   "nothing (`changed: []`). Audited (`billing.settings_changed`, before and after of what changed).",
+    "security": _SECURITY,
+    "parameters": [_SUB_PARAM],
+    "requestBody": {"required": True, "content": _json(
+        {"type": "object", "additionalProperties": False, "properties": _SETTINGS_PROPERTIES},
+        {"po_number": "4500012345", "cost_centre": "KST 4711", "accounting_email": "invoices@contoso.example"})},
+    "responses": {
+        "200": {"description": "stored; `changed` names the fields this request changed", "content": _json(
+            {"allOf": [{"$ref": "#/components/schemas/BillingSettings"}, {"type": "object", "properties": {
+                "changed": {"type": "array", "items": {"type": "string",
+                                                       "enum": ["po_number", "cost_centre", "accounting_email"]}}}}]},
+            {**_SETTINGS_EXAMPLE, "changed": ["po_number"]})},
+        "400": api_spec.error_response("invalid_json / invalid_body; with `field`: unknown_field, invalid_type (not a "
+                                       "string), too_long (with `maximum`), invalid_characters, invalid_email (with "
+                                       "`reason`: malformed, too_long, non_ascii)"),
+        "409": api_spec.error_response("no_billing_account (no Stripe customer to print the fields), stripe_refused"),
+        **_common("billing.manage"),
     },
 })

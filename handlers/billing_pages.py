@@ -5,7 +5,8 @@
   `proration_date` and a request id made when the preview was rendered, so a double click or a
   re-sent form changes Stripe once and charges what the preview showed.
 - `subscriptions/{id}/billing` (owner or `billing.manage`): invoices, page by page, and the button to
-  Stripe's billing portal (payment method, billing address, tax ids).
+  Stripe's billing portal (payment method, billing address, tax ids); the billing details and finance
+  settings section comes from handlers/billing_settings_pages.py.
 - `subscriptions/{id}/cancellation` (owner): cancel at the end of the period, with the date licenses
   stop; undo.
 
@@ -23,12 +24,12 @@ from typing import Any
 import azure.functions as func
 
 from adapters.stripe_gateway import StripeUnavailable
-from handlers import gate
+from handlers import billing_settings_pages, gate
 from handlers.billing_api import billing
 from handlers.blueprint import new_blueprint
 from handlers.seat_changes import InvalidRequestId, actor, request_id
 from handlers.web import WebRequest
-from services import access, billing_account, cancellation, quantity_change
+from services import access, billing_account, cancellation, e_invoice_documents, quantity_change
 from services.billing_changes import CardDeclined
 from services.i18n import format_money, translator
 from services.quantity_change import (
@@ -209,7 +210,9 @@ def billing_page(web: WebRequest, caller: access.Caller, subscription: Subscript
                      "amount": format_money(invoice.total, invoice.currency, web.language)}
                     for invoice in page.invoices]
     return web.render("billing.html", status=status, subscription=subscription, invoices=invoices,
-                      next_cursor=next_cursor, paged=bool(cursor), error=error)
+                      next_cursor=next_cursor, paged=bool(cursor), error=error,
+                      e_invoices=e_invoice_documents.available_profiles(web.settings),
+                      **billing_settings_pages.section(web, subscription))
 
 
 @bp.route(route="subscriptions/{subscription_id}/billing/portal", methods=["POST"],

@@ -1,5 +1,5 @@
 """The dashboard home: "My subscriptions" (owned, administered, and my own licenses), each with the
-caller's role and only the actions they may take on it."""
+caller's role and only the actions they may take on it; and purchases still waiting for their payment."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import azure.functions as func
 from handlers.blueprint import new_blueprint
 from handlers.responses import when_configured
 from handlers.web import NotSignedIn, WebRequest
-from services import access, bootstrap, subscription_store
+from services import access, bootstrap, delayed_payment, subscription_store
 
 bp = new_blueprint()
 
@@ -58,4 +58,6 @@ def dashboard(req: func.HttpRequest) -> func.HttpResponse:
         for sub in subscription_store.licensed(storage, person.tid, person.oid, person.email)
         if sub.id not in administered
     ]
-    return web.render("home.html", subscriptions=rows)
+    # Purchases waiting for a delayed payment (SEPA debit) have no subscription yet: shown apart.
+    return web.render("home.html", subscriptions=rows,
+                      pending_purchases=delayed_payment.of_person(storage, person.tid, person.oid))

@@ -61,7 +61,7 @@ def _printable(value: str) -> bool:
 
 
 def search(value: str | None, field: str = "q") -> str:
-    """An address prefix to search for (normalised): at most 254 characters, no control characters."""
+    """A part of an address to search for (normalised): at most 254 characters, no control characters."""
     text = (value or "").strip()
     if len(text) > MAX_ADDRESS_LENGTH:
         raise InvalidInput(field, f"at most {MAX_ADDRESS_LENGTH} characters (the longest e-mail address)")

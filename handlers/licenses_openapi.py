@@ -76,7 +76,7 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/licenses", "get", {
     "parameters": [
         _SUB_PARAM,
         {"name": "status", "in": "query", "schema": STATUS_SCHEMA},
-        {"name": "q", "in": "query", "description": "e-mail address prefix", "schema": SEARCH_SCHEMA},
+        {"name": "q", "in": "query", "description": "any part of the e-mail address", "schema": SEARCH_SCHEMA},
         {"name": "continuation", "in": "query", "schema": CONTINUATION_SCHEMA},
         {"name": "limit", "in": "query", "schema": LIMIT_SCHEMA},
     ],

@@ -24,6 +24,7 @@ from services.address_list import (
     MAX_ADDRESSES,
     AddressList,
     AddressListError,
+    combine,
     parse_addresses,
     parse_csv,
 )
@@ -103,10 +104,10 @@ def assign_form(web: WebRequest, caller: access.Caller, subscription: Subscripti
                                 pasted=pasted)
     upload = web.files().get("file")
     try:
-        if upload and (upload[0] or upload[1]):
-            addresses = parse_csv(upload[1])
-        else:
-            addresses = parse_addresses(pasted)
+        # Both a pasted list and a file: both are used, each address once.
+        uploaded = parse_csv(upload[1]) if upload and (upload[0] or upload[1]) else None
+        typed = parse_addresses(pasted) if pasted.strip() or uploaded is None else None
+        addresses = combine(*(part for part in (typed, uploaded) if part is not None))
     except AddressListError as exc:
         return _render_licenses(web, caller, subscription, 400, form_error=t(f"licenses.error.{exc.code}"),
                                 pasted=pasted)
@@ -130,7 +131,10 @@ def assign_form(web: WebRequest, caller: access.Caller, subscription: Subscripti
                                 needed=exc.needed, free=exc.free), pasted=pasted, missing=exc.needed - exc.free)
     except Refused as exc:
         return _render_licenses(web, caller, subscription, exc.status, form_error=str(exc), pasted=pasted)
-    if outcome.assigned:
+    if outcome.assigned and typed is not None and uploaded is not None and upload is not None:
+        web.flash("success", t("licenses.flash.assigned_combined", count=len(outcome.assigned),
+                               pasted=len(typed.valid), uploaded=len(uploaded.valid), file=upload[0][:100]))
+    elif outcome.assigned:
         web.flash("success", t("licenses.flash.assigned", count=len(outcome.assigned)))
     if outcome.already_assigned:
         web.flash("info", t("licenses.flash.already", emails=", ".join(outcome.already_assigned[:50])))
@@ -192,7 +196,11 @@ def reassign_form(web: WebRequest, caller: access.Caller, subscription: Subscrip
           auth_level=func.AuthLevel.ANONYMOUS)
 @gate.page(access.LICENSES_READ, not_found="licenses.not_found")
 def licenses_export(web: WebRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
+    """The license list as CSV for the page's language: German Excel splits columns at ";" and needs the
+    byte order mark to read UTF-8; in English "," without one (the JSON API's export keeps its format)."""
     status = web.req.params.get("status") or None
     status = status if status in STATUSES else None
-    text = seat_listing.export_csv(bootstrap.storage(), subscription, web.settings.grace_days, status)
-    return csv_response(text, f"licenses-{subscription.id}.csv")
+    german = web.language == "de"
+    text = seat_listing.export_csv(bootstrap.storage(), subscription, web.settings.grace_days, status,
+                                   delimiter=";" if german else ",")
+    return csv_response(text, f"licenses-{subscription.id}.csv", bom=german)

@@ -15,8 +15,17 @@ bp = new_blueprint()
 def send_email(msg: func.QueueMessage, context: func.Context) -> None:
     # Rendering (Jinja2) and the ACS client load here, not at cold start.
     from adapters.mail_senders import sender_for
+    from services import invoice_attachments
     from services.mail.delivery import deliver
+    from services.mail.message import MailMessage
+    from services.mail.render import Attachment
 
     settings = bootstrap.settings()
+
+    def documents(message: MailMessage) -> tuple[Attachment, ...]:
+        # An invoice's documents are fetched from Stripe now: the queued message only names the invoice.
+        return invoice_attachments.attachments(bootstrap.stripe(), settings, message)
+
     with observability.correlation(context):
-        deliver(msg.get_body(), storage=bootstrap.storage(), sender=sender_for(settings), settings=settings)
+        deliver(msg.get_body(), storage=bootstrap.storage(), sender=sender_for(settings), settings=settings,
+                attachments=documents)

@@ -36,10 +36,11 @@ def error(status: int, code: str, message: str, headers: Mapping[str, str] | Non
     return json_response({"error": code, "message": message, **extra}, status=status, headers=headers)
 
 
-def csv_response(text: str, filename: str, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
-    """A CSV download; Excel reads it as UTF-8 thanks to the byte order mark."""
+def csv_response(text: str, filename: str, headers: Mapping[str, str] | None = None,
+                 bom: bool = True) -> func.HttpResponse:
+    """A CSV download; with `bom` (the byte order mark) Excel reads it as UTF-8."""
     return func.HttpResponse(
-        "\ufeff" + text,
+        ("\ufeff" if bom else "") + text,
         status_code=200,
         mimetype="text/csv",
         charset="utf-8",

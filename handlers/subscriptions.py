@@ -12,7 +12,7 @@ import azure.functions as func
 from handlers import gate
 from handlers.blueprint import new_blueprint
 from handlers.web import WebRequest
-from services import access, bootstrap, consent, delegation, subscription_store
+from services import access, bootstrap, consent, delegation, setup_checklist, subscription_store
 from services.delegate import DELEGABLE, DELEGATE, OWNER_OFFER
 from services.subscription import Subscription
 
@@ -22,23 +22,26 @@ ADMIN_CENTER_INTEGRATED_APPS = "https://admin.microsoft.com/#/Settings/Integrate
 
 
 def checklist(subscription: Subscription, caller: access.Caller | None = None) -> list[dict[str, Any]]:
-    """The setup steps in PRODUCT.md's order; `done` where the server can tell. A step links only to
-    what `caller` may use (no caller: every link, as in the reminder mail)."""
+    """The setup steps in PRODUCT.md's order (services/setup_checklist.py): `done` where the server can
+    tell, the owner's `mark` on optional steps, and whether `caller` may mark them. A step links only
+    to what `caller` may use (no caller: every link, as in the reminder mail)."""
     sid = subscription.id
 
     def may(permission: str) -> bool:
         return caller is None or caller.can(permission)
 
-    has_delegate = bool(bootstrap.unit_of_work().subscriptions.delegates(sid))
-    return [
-        {"key": "assign", "done": subscription.assigned_count > 0,
-         "link": f"/api/subscriptions/{sid}/licenses" if may(access.LICENSES_READ) else None},
-        {"key": "install", "done": False, "link": ADMIN_CENTER_INTEGRATED_APPS},
-        {"key": "consent", "done": consent.granted(bootstrap.storage(), subscription.tenant_id) is not None,
-         "link": "/api/consent"},
-        {"key": "delegates", "done": has_delegate,
-         "link": f"/api/subscriptions/{sid}#delegates" if may(access.OWNER) else None},
-    ]
+    links = {
+        setup_checklist.ASSIGN: f"/api/subscriptions/{sid}/licenses" if may(access.LICENSES_READ) else None,
+        setup_checklist.INSTALL: ADMIN_CENTER_INTEGRATED_APPS,
+        setup_checklist.CONSENT: "/api/consent",
+        setup_checklist.DELEGATES: f"/api/subscriptions/{sid}#delegates" if may(access.OWNER) else None,
+    }
+    steps = setup_checklist.steps(
+        subscription, consent_granted=consent.granted(bootstrap.storage(), subscription.tenant_id) is not None,
+        has_delegate=bool(bootstrap.unit_of_work().subscriptions.delegates(sid)))
+    return [{"key": step.key, "done": step.done, "mark": step.mark, "settled": step.settled,
+             "markable": step.markable and caller is not None and caller.can(access.OWNER),
+             "link": links[step.key]} for step in steps]
 
 
 def render_subscription(web: WebRequest, caller: access.Caller, subscription: Subscription, status: int = 200,
@@ -64,7 +67,7 @@ def render_subscription(web: WebRequest, caller: access.Caller, subscription: Su
         subscription=subscription,
         state=subscription.license_state(grace_days).value,
         grace_until=grace.strftime("%Y-%m-%d") if grace else None,
-        checklist_done=steps[0]["done"] and steps[2]["done"],
+        checklist_done=all(step["settled"] for step in steps if step["key"] in setup_checklist.BANNER_STEPS),
         can_read_licenses=caller.can(access.LICENSES_READ),
         can_assign=caller.can(access.LICENSES_ASSIGN),
         can_view=caller.can(access.SUBSCRIPTION_VIEW),
@@ -94,4 +97,7 @@ def setup_page(web: WebRequest, caller: access.Caller, subscription: Subscriptio
             subscription.id,
             lambda current: None if current.setup_seen_at else (replace(current, setup_seen_at=now), []),
         )
-    return web.render("setup.html", subscription=subscription, steps=checklist(subscription, caller))
+    return web.render("setup.html", subscription=subscription, steps=checklist(subscription, caller),
+                      # Just bought by invoice (handlers/purchase.py): where the invoice went.
+                      invoice_sent=web.req.params.get("invoice") == "sent",
+                      invoice_days=web.settings.invoice_days_until_due)

@@ -69,12 +69,28 @@ param allowPersonalAccounts string = ''
 param tokenClockSkewSeconds string = ''
 param stripeApiVersion string = ''
 param stripePriceLookupKey string = ''
+param stripeYearlyPriceLookupKey string = ''
+param stripeAutomaticTax string = ''
+param invoiceMinQuantity string = ''
+param invoiceDaysUntilDue string = ''
 param setupReminderMinutes string = ''
 param maxQuantity string = ''
 param graceDays string = ''
 param invitationDays string = ''
 param leaseTtlHours string = ''
 param licenseRateLimitPerMinute string = ''
+
+// --- the seller on German e-invoices (XRechnung, ZUGFeRD; infra/SETTINGS.md): empty until set, and
+// e-invoices are offered once all but SELLER_PHONE are set (XRechnung also needs SELLER_PHONE) ---------
+param sellerLegalName string = ''
+param sellerStreet string = ''
+param sellerPostalCode string = ''
+param sellerCity string = ''
+param sellerCountry string = ''
+param sellerVatId string = ''
+param sellerRegister string = ''
+param sellerEmail string = ''
+param sellerPhone string = ''
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -122,12 +138,25 @@ var operatorSettings = {
   TOKEN_CLOCK_SKEW_SECONDS: tokenClockSkewSeconds
   STRIPE_API_VERSION: stripeApiVersion
   STRIPE_PRICE_LOOKUP_KEY: stripePriceLookupKey
+  STRIPE_YEARLY_PRICE_LOOKUP_KEY: stripeYearlyPriceLookupKey
+  STRIPE_AUTOMATIC_TAX: stripeAutomaticTax
+  INVOICE_MIN_QUANTITY: invoiceMinQuantity
+  INVOICE_DAYS_UNTIL_DUE: invoiceDaysUntilDue
   SETUP_REMINDER_MINUTES: setupReminderMinutes
   MAX_QUANTITY: maxQuantity
   GRACE_DAYS: graceDays
   INVITATION_DAYS: invitationDays
   LEASE_TTL_HOURS: leaseTtlHours
   LICENSE_RATE_LIMIT_PER_MINUTE: licenseRateLimitPerMinute
+  SELLER_LEGAL_NAME: sellerLegalName
+  SELLER_STREET: sellerStreet
+  SELLER_POSTAL_CODE: sellerPostalCode
+  SELLER_CITY: sellerCity
+  SELLER_COUNTRY: sellerCountry
+  SELLER_VAT_ID: sellerVatId
+  SELLER_REGISTER: sellerRegister
+  SELLER_EMAIL: sellerEmail
+  SELLER_PHONE: sellerPhone
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {

@@ -69,7 +69,7 @@ def build_route_table(route_prefix: str, functions: list[FunctionSpec]) -> Route
         if spec.trigger_type == "httpTrigger":
             # The decorators fill in the function name when no route is given; function.json
             # written by hand may still omit it.
-            table.add(spec.trigger.get("route") or spec.name, spec.trigger.get("methods"), spec)
+            table.add(spec.trigger.get("route") or spec.name, spec.trigger.get("methods"), spec, spec.name)
     return table
 
 

@@ -6,9 +6,13 @@ Supported: literal segments (matched case-insensitively), `{name}`, `{name?}` op
 double, float, minlength(n), maxlength(n), length(n[,m]), min(n), max(n), range(a,b), regex(...),
 required. `{{` and `}}` are literal braces.
 
-When several routes match, the most specific wins, segment by segment: literal, then a segment
-mixing literals and parameters, then a constrained parameter, then a parameter, then a catch-all
-(ASP.NET's inbound route precedence).
+When several routes match, the route of the function whose name sorts first wins, as on Azure: the
+Functions host sorts the functions by name (FunctionMetadataManager: `OrderBy(f => f.Name,
+StringComparer.OrdinalIgnoreCase)`), adds their routes in that order (WebJobsRouteBuilder) and takes
+the first route whose template and methods match (ASP.NET's RouteCollection). There is no route
+precedence by specificity (azure-functions-host issues 3153 and 9876): `items/latest` loses to
+`items/{name}` when the latter's function is named first. A method is a constraint of its route, so a
+request with another method goes on to the next route.
 """
 from __future__ import annotations
 
@@ -20,9 +24,6 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import unquote
-
-# Precedence digits per segment kind, lower wins (RoutePrecedence.ComputeInbound).
-_LITERAL, _COMPLEX, _CONSTRAINED, _PARAMETER, _CATCH_ALL = 1, 2, 3, 4, 5
 
 
 class RouteTemplateError(ValueError):
@@ -126,15 +127,6 @@ class _Segment:
         """The text of a segment that has no parameters."""
         return "".join(p for p in self.parts if isinstance(p, str))
 
-    @property
-    def precedence(self) -> int:
-        parameter = self.only_parameter
-        if parameter is None:
-            return _COMPLEX if any(isinstance(p, _Parameter) for p in self.parts) else _LITERAL
-        if parameter.catch_all:
-            return _CATCH_ALL
-        return _CONSTRAINED if parameter.constraints else _PARAMETER
-
 
 def _split_outside_parentheses(text: str, separator: str) -> list[str]:
     pieces, depth, current = [], 0, ""
@@ -237,10 +229,6 @@ class RouteTemplate:
                 raise RouteTemplateError(f"route {text!r}: a catch-all parameter must be the last segment")
         return cls(text, segments)
 
-    @property
-    def precedence(self) -> tuple[int, ...]:
-        return tuple(s.precedence for s in self.segments)
-
     def match(self, raw_segments: list[str]) -> dict[str, str] | None:
         """Match percent-encoded path segments; returns the decoded route values or None."""
         values: dict[str, str] = {}
@@ -288,6 +276,7 @@ class Route:
     template: RouteTemplate
     methods: frozenset[str] | None  # None: every method
     target: Any
+    name: str  # the function's: routes are tried in the order of their names
 
 
 @dataclass
@@ -306,12 +295,14 @@ class RouteTable:
         self.prefix_segments = [s for s in route_prefix.strip("/").split("/") if s]
         self.routes: list[Route] = []
 
-    def add(self, template: str, methods: list[str] | None, target: Any) -> None:
-        self.routes.append(
-            Route(RouteTemplate.parse(template), frozenset(m.upper() for m in methods) if methods else None, target)
-        )
-        # Most specific first; stable for equal precedence (registration order decides).
-        self.routes.sort(key=lambda r: r.template.precedence)
+    def add(self, template: str, methods: list[str] | None, target: Any, name: str | None = None) -> None:
+        """Add the route of the function `name` (default: the template)."""
+        self.routes.append(Route(RouteTemplate.parse(template),
+                                 frozenset(m.upper() for m in methods) if methods else None, target,
+                                 name or template))
+        # Azure's order: by function name, case-insensitive and ordinal (for the ASCII names functions
+        # have, upper-casing gives .NET's OrdinalIgnoreCase).
+        self.routes.sort(key=lambda r: r.name.upper())
 
     def match(self, method: str, raw_path: str) -> RouteMatch | MethodNotAllowed | None:
         """`raw_path` is the percent-encoded path without the query string."""

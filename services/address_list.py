@@ -202,6 +202,23 @@ def _address_column(rows: list[list[str]]) -> tuple[int | None, list[list[str]]]
     return None, rows[1:]
 
 
+def combine(*lists: AddressList) -> AddressList:
+    """One list of several (a pasted list and an uploaded file, say): each address once, in order of
+    first occurrence; an address in more than one list is a duplicate like one listed twice."""
+    result = AddressList()
+    for part in lists:
+        for address in part.valid:
+            result.add(address)
+        for text in part.invalid:
+            if text not in result.problems:
+                result.invalid.append(text)
+                result.problems[text] = part.problems[text]
+        result.duplicates += [address for address in part.duplicates if address not in result.duplicates]
+    if len(result.valid) + len(result.invalid) > MAX_ADDRESSES:
+        raise AddressListError("too_many_addresses", f"at most {MAX_ADDRESSES:,} addresses per request")
+    return result
+
+
 def _require_some(result: AddressList) -> None:
     if not result.valid and not result.invalid:
         raise AddressListError("empty", "the list holds no e-mail addresses")

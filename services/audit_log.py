@@ -10,6 +10,10 @@ from typing import Any
 from adapters.subscription_repository import SubscriptionRepository
 from adapters.table_storage import TableStore
 
+# Actions whose before and after name the same fields ({"po_number": "4500"}): the page lists each
+# changed field with its old and new value instead of two JSON objects.
+FIELD_CHANGE_ACTIONS = frozenset({"billing.settings_changed"})
+
 AUDIT_CSV_COLUMNS = ("at", "actor_email", "actor_name", "actor_tid", "actor_oid", "action", "target", "before", "after")
 
 
@@ -18,6 +22,17 @@ def page(storage: TableStore, subscription_id: str, continuation: dict[str, Any]
     """One page of the log, newest first, and the continuation token for the next (or None)."""
     entries, token = SubscriptionRepository(storage).audit_page(subscription_id, limit, continuation)
     return [e.as_json() for e in entries], token
+
+
+def field_changes(entry: dict[str, Any]) -> list[tuple[str, Any, Any]] | None:
+    """(field, before, after) for each field an entry of FIELD_CHANGE_ACTIONS changed, in its order;
+    None for other entries (shown as they are)."""
+    if entry.get("action") not in FIELD_CHANGE_ACTIONS:
+        return None
+    before, after = entry.get("before") or {}, entry.get("after") or {}
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return None
+    return [(name, before.get(name), after[name]) for name in after]
 
 
 def export_csv(storage: TableStore, subscription_id: str) -> str:

@@ -97,19 +97,22 @@ class StripeSeats:
     period_end: int
     cancel_at_period_end: bool
     latest_invoice: str | None
+    interval: str = "month"  # the seat price's billing interval: "month" or "year"
 
     @property
     def period_ends_at(self) -> datetime:
         return datetime.fromtimestamp(self.period_end, tz=UTC)
 
     @classmethod
-    def from_stripe(cls, obj: Any, price_lookup_key: str) -> StripeSeats:
+    def from_stripe(cls, obj: Any, price_lookup_keys: tuple[str, ...]) -> StripeSeats:
         data = as_dict(obj)
         items = ((data.get("items") or {}).get("data")) or []
         if not items:
             raise StripeRefusedChange(f"the subscription {data.get('id')} has no license item at the payment provider")
-        # The seat price's item (found by its lookup key); a subscription of this app has only that one.
-        item = next((i for i in items if ((i.get("price") or {}).get("lookup_key")) == price_lookup_key), items[0])
+        # The seat price's item (found by its lookup key, monthly or annual); a subscription of this app has
+        # only that one.
+        item = next((i for i in items if ((i.get("price") or {}).get("lookup_key")) in price_lookup_keys), items[0])
+        interval = (((item.get("price") or {}).get("recurring") or {}).get("interval")) or "month"
         customer = data.get("customer")
         if isinstance(customer, dict):
             customer = customer.get("id")
@@ -122,14 +125,15 @@ class StripeSeats:
                    status=str(data.get("status") or ""), item_id=str(item["id"]),
                    quantity=int(item.get("quantity") or 0), period_start=int(start), period_end=int(end),
                    cancel_at_period_end=bool(data.get("cancel_at_period_end")),
-                   latest_invoice=str(latest) if latest else None)
+                   latest_invoice=str(latest) if latest else None, interval=str(interval))
 
 
 def stripe_seats(billing: Billing, subscription_id: str) -> StripeSeats:
     """Read the subscription at Stripe (refusals as the rules' refusals; StripeUnavailable as it is)."""
     with stripe_refusals():
         obj = billing.stripe.subscription(subscription_id)
-    return StripeSeats.from_stripe(obj, billing.settings.stripe_price_lookup_key)
+    settings = billing.settings
+    return StripeSeats.from_stripe(obj, (settings.stripe_price_lookup_key, settings.stripe_yearly_price_lookup_key))
 
 
 def changeable(seats: StripeSeats) -> None:

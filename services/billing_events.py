@@ -18,9 +18,9 @@ from typing import Any
 from adapters.lookup_repository import LookupRepository
 from adapters.stripe_gateway import StripeGateway, StripeNotFound, as_dict
 from adapters.table_storage import STRIPE_EVENTS_QUEUE, TableStore
-from services import observability, subscription_store
+from services import delayed_payment, invoice_mail, observability, subscription_store
 from services.audit import Actor, AuditEntry
-from services.fulfilment import fulfil
+from services.fulfilment import PURCHASE_BY_INVOICE, fulfil, fulfil_invoice_purchase
 from services.mail import compose, enqueue
 from services.over_quantity import apply_quantity
 from services.settings import Settings
@@ -97,6 +97,7 @@ def _checkout_completed(event: dict[str, Any], billing: Billing) -> str:
 def _async_payment_failed(event: dict[str, Any], billing: Billing) -> str:
     session = event["data"]["object"]
     log.warning("delayed payment for checkout session %s failed; no subscription is created", session.get("id"))
+    delayed_payment.failed(billing.storage, session)  # the buyer's dashboard says so
     return "payment failed; nothing created"
 
 
@@ -197,6 +198,11 @@ def same_state(a: Subscription, b: Subscription) -> bool:
 def _subscription_event(event: dict[str, Any], billing: Billing) -> str:
     obj = event["data"]["object"]
     before, after = refresh(obj["id"], billing, event["type"])
+    if after is None and (obj.get("metadata") or {}).get("purchase") == PURCHASE_BY_INVOICE:
+        # Bought by invoice (no Checkout session): this event fulfils it if the purchase request
+        # did not get that far. The current state is read from Stripe, not from the payload.
+        result = fulfil_invoice_purchase(as_dict(billing.stripe.subscription(obj["id"])), storage=billing.storage)
+        return f"invoice purchase {result.outcome}"
     if after is None:
         # Not fulfilled yet (created arrives before checkout.session.completed): fulfilment will
         # read the current state itself.
@@ -252,6 +258,24 @@ def _mail_owner(billing: Billing, subscription: Subscription, template: str, mai
     enqueue(billing.storage, compose.to_owner(billing.settings, subscription, template, mail_id, **params))
 
 
+def _invoice_finalized(event: dict[str, Any], billing: Billing) -> str:
+    """Every invoice to the subscription's accounting address (services/invoice_mail.py)."""
+    invoice = event["data"]["object"]
+    subscription_id = invoice_subscription_id(invoice)
+    if not subscription_id:
+        return "invoice without subscription"
+    return invoice_mail.mail_accounting(billing.storage, billing.settings, subscription_id, invoice)
+
+
+def _invoice_upcoming(event: dict[str, Any], billing: Billing) -> str:
+    """An annual subscription renews soon: remind who pays (services/invoice_mail.py)."""
+    upcoming = event["data"]["object"]
+    subscription_id = invoice_subscription_id(upcoming)
+    if not subscription_id:
+        return "upcoming invoice without subscription"
+    return invoice_mail.remind_renewal(billing.storage, billing.stripe, billing.settings, subscription_id, upcoming)
+
+
 _HANDLERS = {
     "checkout.session.completed": _checkout_completed,
     "checkout.session.async_payment_succeeded": _checkout_completed,
@@ -265,6 +289,8 @@ _HANDLERS = {
     "invoice.payment_succeeded": _invoice_paid,
     "invoice.payment_failed": _invoice_payment_failed,
     "customer.subscription.trial_will_end": _trial_will_end,
+    "invoice.finalized": _invoice_finalized,
+    "invoice.upcoming": _invoice_upcoming,
 }
 
 
@@ -285,6 +311,14 @@ def reconcile(billing: Billing, subscription_id: str | None = None) -> list[str]
             if result.created and result.subscription is not None:
                 repaired.append(result.subscription.id)
                 log.warning("reconciliation fulfilled checkout session %s (its webhook never came)", session["id"])
+        for stripe_sub in billing.stripe.subscriptions_created_since(since):
+            bought = as_dict(stripe_sub)
+            if (bought.get("metadata") or {}).get("purchase") != PURCHASE_BY_INVOICE:
+                continue
+            result = fulfil_invoice_purchase(bought, storage=billing.storage)
+            if result.created and result.subscription is not None:
+                repaired.append(result.subscription.id)
+                log.warning("reconciliation fulfilled invoice purchase %s (its webhook never came)", bought["id"])
     ids = [subscription_id] if subscription_id else list(subscription_store.all_ids(billing.storage))
     for sub_id in ids:
         before, after = refresh(sub_id, billing, "reconciliation")

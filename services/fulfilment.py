@@ -18,7 +18,7 @@ from adapters.lookup_repository import LookupRepository
 from adapters.stripe_gateway import StripeGateway, StripeNotFound, as_dict
 from adapters.subscription_repository import PartitionRow
 from adapters.table_storage import TableStore
-from services import subscription_store
+from services import delayed_payment, subscription_store
 from services.audit import Actor, AuditEntry
 from services.seat import Seat
 from services.subscription import StripeSubscriptionState, Subscription
@@ -40,6 +40,11 @@ class Fulfilment:
     outcome: Outcome
     subscription: Subscription | None = None
     created: bool = False
+
+
+# Marks a subscription bought by invoice (services/invoice_purchase.py) in its Stripe metadata, so a
+# webhook or reconciliation can fulfil it without a Checkout session.
+PURCHASE_BY_INVOICE = "invoice"
 
 
 def buyer_reference(tid: str, oid: str) -> str:
@@ -75,7 +80,10 @@ def fulfil(
     if session.get("status") != "complete":
         return Fulfilment(Outcome.NOT_COMPLETE)
     if session.get("payment_status") not in ("paid", "no_payment_required"):
+        # A delayed method (SEPA debit): the buyer's dashboard shows the purchase until Stripe decides.
+        delayed_payment.record(storage, stripe, session)
         return Fulfilment(Outcome.PENDING_PAYMENT)
+    delayed_payment.settled(storage, session)
 
     existing = subscription_store.by_checkout_session(storage, session_id)
     if existing is not None:
@@ -86,7 +94,29 @@ def fulfil(
         stripe_sub = as_dict(stripe.subscription(stripe_sub))
     state = StripeSubscriptionState.from_stripe(stripe_sub)
     subscription = _new_subscription(session_id, session, metadata, state)
+    return _create(storage, subscription, state, f"checkout session {session_id}")
 
+
+def fulfil_invoice_purchase(stripe_subscription: dict[str, Any], *, storage: TableStore,
+                            buyer: tuple[str, str] | None = None) -> Fulfilment:
+    """Create (or find) the subscription bought by invoice (services/invoice_purchase.py): there is no
+    Checkout session, the Stripe subscription's metadata names the buyer. Runs from the purchase request
+    (`buyer` is the signed-in person), the `customer.subscription.created` webhook and reconciliation."""
+    metadata = stripe_subscription.get("metadata") or {}
+    if metadata.get("purchase") != PURCHASE_BY_INVOICE or "buyer_oid" not in metadata:
+        return Fulfilment(Outcome.NOT_OURS)
+    if buyer is not None and (metadata.get("buyer_tid"), metadata.get("buyer_oid")) != buyer:
+        return Fulfilment(Outcome.FOREIGN)
+    state = StripeSubscriptionState.from_stripe(stripe_subscription)
+    return _create(storage, _new_subscription("", {}, metadata, state), state, "an invoice purchase")
+
+
+def _create(storage: TableStore, subscription: Subscription, state: StripeSubscriptionState,
+            source: str) -> Fulfilment:
+    existing = subscription_store.load(storage, subscription.id)
+    if existing is not None:
+        subscription_store.index(storage, existing)
+        return Fulfilment(Outcome.FULFILLED, existing)
     actor = Actor(tid=subscription.owner_tid, oid=subscription.owner_oid, email=subscription.owner_email,
                   name=subscription.owner_name)
     rows: list[PartitionRow] = [
@@ -106,7 +136,7 @@ def fulfil(
     if own_seat is not None:
         LookupRepository(storage).put_license(own_seat.lookup(stored))
     if created:
-        log.info("subscription %s created from checkout session %s", stored.id, session_id)
+        log.info("subscription %s created from %s", stored.id, source)
     return Fulfilment(Outcome.FULFILLED, stored, created=created)
 
 
@@ -135,4 +165,8 @@ def _new_subscription(session_id: str, session: dict[str, Any], metadata: dict[s
         past_due_since=now if state.status == "past_due" else None,
         created_at=now,
         updated_at=now,
+        # The finance settings given with the purchase (services/business_details.py).
+        po_number=metadata.get("po_number", ""),
+        cost_centre=metadata.get("cost_centre", ""),
+        accounting_email=metadata.get("accounting_email", ""),
     )

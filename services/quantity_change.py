@@ -179,7 +179,7 @@ def preview(billing: Billing, subscription: Subscription, quantity: int) -> Quan
         proration_date = _proration_date(now)
         following = billing.stripe.preview_quantity(subscription.id, seats.customer_id, seats.item_id, quantity,
                                                     proration_behavior="none")
-        price = billing.stripe.seat_price()
+        price = billing.stripe.seat_price(seats.interval)
     return QuantityPreview(
         subscription_id=subscription.id, current=seats.quantity, quantity=quantity,
         currency=str(now.get("currency") or price.currency), interval=price.interval,

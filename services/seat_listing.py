@@ -1,6 +1,11 @@
-"""The license list's read side: pages filtered by status and address prefix, and the CSV export.
+"""The license list's read side: pages filtered by status and by any part of the address, and the CSV
+export.
 
 It reads the seats for display only and never goes through the write model (services/unit_of_work.py).
+Searching by a part of the address (a domain such as "@fabrikam.example", a surname) cannot use a key range:
+Table Storage has no substring filter, so a search reads the subscription's seats in address order and
+keeps the matches (adapters/subscription_repository.py `seat_search`: bounded by MAX_QUANTITY seats per
+request). Without a search term the pages come straight from a key-range query.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ _STORED_FLAGS: dict[str, tuple[bool | None, bool]] = {
     OVER_QUANTITY: (None, True),
 }
 CSV_COLUMNS = ("email", "status", "bound", "assigned_at", "assigned_by", "last_seen_on")
+CSV_DELIMITERS = (",", ";")
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,8 @@ class SeatPage:
 
 def list_seats(storage: TableStore, subscription: Subscription, grace_days: int, *, status: str | None = None,
                search: str = "", continuation: str | None = None, limit: int = 50) -> SeatPage:
-    """One page of seats, in address order; `continuation` from the previous page."""
+    """One page of seats, in address order, whose address contains `search` (any part, any case);
+    `continuation` from the previous page."""
     if status and status not in STATUSES:
         raise ValueError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
     whole = subscription_seat_status(subscription, grace_days)
@@ -76,9 +83,14 @@ def list_seats(storage: TableStore, subscription: Subscription, grace_days: int,
             return SeatPage([], None)  # suspended/expired: only ever the whole subscription's status
         else:
             bound, over = _STORED_FLAGS[status]
-    seats, token = SubscriptionRepository(storage).seat_page(
-        subscription.id, prefix=search.strip().lower(), bound=bound, over_quantity=over, limit=limit,
-        continuation=decode_token(continuation))
+    repository = SubscriptionRepository(storage)
+    term = search.strip().lower()
+    if term:
+        seats, token = repository.seat_search(subscription.id, term, bound=bound, over_quantity=over, limit=limit,
+                                              continuation=decode_token(continuation))
+    else:
+        seats, token = repository.seat_page(subscription.id, bound=bound, over_quantity=over, limit=limit,
+                                            continuation=decode_token(continuation))
     return SeatPage([SeatView.of(s, subscription, grace_days) for s in seats], encode_token(token))
 
 
@@ -106,9 +118,14 @@ def decode_token(token: str | None) -> dict[str, Any] | None:
 _TOKEN_KEYS = {"PartitionKey", "RowKey"}
 
 
-def export_csv(storage: TableStore, subscription: Subscription, grace_days: int, status: str | None = None) -> str:
+def export_csv(storage: TableStore, subscription: Subscription, grace_days: int, status: str | None = None,
+               delimiter: str = ",") -> str:
+    """Every seat (of `status`) as CSV. `delimiter` ";" is what Excel expects where the decimal separator
+    is a comma (German regional settings): with "," it puts each whole row into one column."""
+    if delimiter not in CSV_DELIMITERS:
+        raise ValueError(f"delimiter must be one of {CSV_DELIMITERS}")
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for seat in SubscriptionRepository(storage).seats(subscription.id):
         view = SeatView.of(seat, subscription, grace_days)

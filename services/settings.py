@@ -92,11 +92,35 @@ class Settings(BaseModel):
     # Empty: Stripe itself. Locally: the emulator.
     stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
     stripe_price_lookup_key: str = Field("securemailmerge_seat_monthly", alias="STRIPE_PRICE_LOOKUP_KEY")
+    # The annual price (same volume tiers, billed yearly) buyers may choose at purchase.
+    stripe_yearly_price_lookup_key: str = Field("securemailmerge_seat_yearly", alias="STRIPE_YEARLY_PRICE_LOOKUP_KEY")
+    # Stripe Tax computes VAT (EU reverse charge for a valid foreign VAT ID); needs Stripe Tax activated
+    # in the Stripe account (docs/operations.md).
+    stripe_automatic_tax: bool = Field(True, alias="STRIPE_AUTOMATIC_TAX")
+    # Organisation purchases from this many licenses may pay by invoice (bank transfer), due this many days
+    # after the invoice is issued.
+    invoice_min_quantity: int = Field(10, alias="INVOICE_MIN_QUANTITY", ge=1)
+    invoice_days_until_due: int = Field(30, alias="INVOICE_DAYS_UNTIL_DUE")
     # A buyer who has not opened the setup page this long after paying gets the "finish setup" mail.
     setup_reminder_minutes: int = Field(30, alias="SETUP_REMINDER_MINUTES", ge=0)
     max_quantity: int = Field(10_000, alias="MAX_QUANTITY", ge=1, le=10_000)
     grace_days: int = Field(14, alias="GRACE_DAYS", ge=0)
     invitation_days: int = Field(7, alias="INVITATION_DAYS", ge=1, le=30)
+
+    # --- the seller on e-invoices (XRechnung, ZUGFeRD; services/e_invoice_documents.py) -----------------
+    # All but the phone are needed for e-invoices; while one is missing the downloads answer 409 naming it
+    # and the billing page shows no e-invoice links. XRechnung also needs the phone (its rule BR-DE-6).
+    seller_legal_name: str | None = Field(None, alias="SELLER_LEGAL_NAME")
+    seller_street: str | None = Field(None, alias="SELLER_STREET")
+    seller_postal_code: str | None = Field(None, alias="SELLER_POSTAL_CODE")
+    seller_city: str | None = Field(None, alias="SELLER_CITY")
+    seller_country: str = Field("DE", alias="SELLER_COUNTRY", pattern=r"^[A-Z]{2}$")  # ISO 3166-1 alpha-2
+    seller_vat_id: str | None = Field(None, alias="SELLER_VAT_ID", pattern=r"^[A-Z]{2}[A-Z0-9]{2,13}$")
+    # The commercial register entry, e.g. "Amtsgericht München, HRB 123456".
+    seller_register: str | None = Field(None, alias="SELLER_REGISTER")
+    # The seller's contact e-mail on e-invoices; empty: SUPPORT_EMAIL.
+    seller_email: str | None = Field(None, alias="SELLER_EMAIL")
+    seller_phone: str | None = Field(None, alias="SELLER_PHONE")
 
     # --- license check -----------------------------------------------------------------------------
     # PEM private keys (EC P-256), newest first, separated by blank lines; the first signs new
@@ -120,7 +144,14 @@ class Settings(BaseModel):
             raise ValueError("must not contain a path")
         return value.rstrip("/")
 
-    @field_validator("support_email", "mail_sender")
+    @field_validator("invoice_days_until_due")
+    @classmethod
+    def _payment_term(cls, value: int) -> int:
+        if value not in (14, 30):
+            raise ValueError("must be 14 or 30 (days)")
+        return value
+
+    @field_validator("support_email", "mail_sender", "seller_email")
     @classmethod
     def _email_shape(cls, value: str) -> str:
         if "@" not in value or value.startswith("@") or value.endswith("@"):

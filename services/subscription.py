@@ -66,6 +66,10 @@ class Subscription:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     setup_seen_at: datetime | None = None
+    # The owner's marks on optional setup steps (services/setup_checklist.py): "" (none), "done" or
+    # "not_needed"; admin consent, and delegated administrators.
+    setup_consent: str = ""
+    setup_delegates: str = ""
     # Highest seat sequence handed out (services/seat_assignment.py): newer seats go over quantity first.
     seat_sequence: int = 0
     # The last change made through this app at Stripe and applied here (services/quantity_change.py,
@@ -74,6 +78,12 @@ class Subscription:
     # An individual subscription merged into an organisation subscription (services/merge.py): that
     # subscription's id. It runs on until the end of its paid period (cancelled there in Stripe).
     merged_into: str = ""
+    # Finance settings (PRODUCT.md 2.13; services/billing_settings.py): the purchase-order number and
+    # cost centre Stripe prints on every invoice (its customer's custom fields), and the address that
+    # receives every invoice. "" when not set.
+    po_number: str = ""
+    cost_centre: str = ""
+    accounting_email: str = ""
     etag: str | None = field(default=None, compare=False)
 
     # --- meaning ------------------------------------------------------------------------------

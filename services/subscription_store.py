@@ -61,7 +61,8 @@ def update(storage: TableStore, subscription_id: str, change: Change) -> Subscri
 def index(storage: TableStore, subscription: Subscription) -> None:
     """Write the lookup rows for a subscription; idempotent, repeated by reconciliation."""
     lookups = LookupRepository(storage)
-    lookups.index_checkout_session(subscription.checkout_session_id, subscription.id)
+    if subscription.checkout_session_id:  # none for a purchase by invoice
+        lookups.index_checkout_session(subscription.checkout_session_id, subscription.id)
     if subscription.stripe_customer_id:
         lookups.index_customer(subscription.stripe_customer_id, subscription.id)
     lookups.put_person_subscription(subscription.owner_tid, subscription.owner_oid, subscription.id, "owner")

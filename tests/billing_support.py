@@ -36,7 +36,8 @@ def prorated(amount: int, remaining: int, period: int) -> int:
 
 
 @contextmanager
-def own_stack(identity_provider: Any, tmp_path_factory: Any) -> Iterator[Stack]:
+def own_stack(identity_provider: Any, tmp_path_factory: Any, **settings: str) -> Iterator[Stack]:
+    """`settings`: app settings for this stack's host (by name), over the test defaults."""
     from standins.stripe_emulator import launch as launch_emulator
     from standins.stripe_emulator.bootstrap import client_for, ensure_catalog
 
@@ -50,7 +51,7 @@ def own_stack(identity_provider: Any, tmp_path_factory: Any) -> Iterator[Stack]:
             port = s.getsockname()[1]
         base_url = f"http://localhost:{port}"
         outbox_dir = tmp_path_factory.mktemp("outbox-billing")
-        env = app_values(azurite, identity_provider, emulator, outbox_dir, base_url)
+        env = app_values(azurite, identity_provider, emulator, outbox_dir, base_url, **settings)
         host = launch_host(REPO_ROOT, env=env, port=port)
         stack = Stack(url=base_url, env=env, settings=load_settings(env), azurite=azurite,
                       identity_provider=identity_provider, stripe_emulator=emulator, outbox_dir=outbox_dir, host=host)

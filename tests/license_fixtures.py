@@ -17,6 +17,7 @@ from adapters.lookup_repository import LookupRepository
 from adapters.subscription_repository import PartitionWrites, SubscriptionRepository
 from adapters.table_storage import SUBSCRIPTIONS, USER_LICENSES, ConcurrencyConflict, TableStore
 from services.seat import Seat, normalise_address
+from services.web_session import Person
 from standins.identity_provider import client as idp
 from standins.identity_provider.directory import CONTOSO_ID, FABRIKAM_ID
 
@@ -67,6 +68,13 @@ def new_user(provider: Any, tenant: str = CONTOSO_ID, *, email: str | None = Non
     preferred_username = preferred_username or f"user-{handle}@{domain}"
     return idp.add_user(provider.url, tenant, f"User {handle}", preferred_username, email=email,
                         verify=str(provider.ca_bundle))
+
+
+def person_of(user: dict) -> Person:
+    """The dashboard's person for a user of the identity provider (new_user)."""
+    address = user["preferred_username"]
+    return Person(tid=user["tenant_id"], oid=user["oid"], name=user["name"], email=user.get("email") or address,
+                  sign_in_names=(address,))
 
 
 def token_for(stack: Any, user: dict | str, **claims: Any) -> str:

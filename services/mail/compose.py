@@ -7,11 +7,12 @@ says what makes the mail happen once: the same seat welcomed once, one mail per 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from services.delegate import Invitation, ordered
-from services.i18n import translator
+from services.i18n import format_money, translator
 from services.links import setup_url, subscription_url
 from services.mail import limits
 from services.mail.message import Language, MailMessage
@@ -21,7 +22,11 @@ from services.subscription import Subscription
 
 
 def _language(subscription: Subscription) -> Language:
-    return "de" if subscription.language == "de" else "en"
+    return _language_of(subscription.language)
+
+
+def _language_of(language: str) -> Language:
+    return "de" if language == "de" else "en"
 
 
 def _digest(key: str) -> str:
@@ -125,3 +130,52 @@ def subscription_ready(settings: Settings, subscription: Subscription) -> MailMe
         language=_language(subscription),
         params={"quantity": subscription.quantity, "setup_url": setup_url(settings, subscription.id)},
     )
+
+
+def invoice(settings: Settings, stripe_invoice: Mapping[str, Any], *, to: str, language: str,
+            po_number: str) -> MailMessage:
+    """A finalized invoice for the subscription's accounting address, its documents attached when it
+    is sent (the message names the invoice). Once per invoice and address (the id): a redelivered
+    event mails once; an address changed in between gets its own copy."""
+    invoice_id = str(stripe_invoice["id"])
+    lang = _language_of(language)
+    due = stripe_invoice.get("due_date")
+    by_transfer = stripe_invoice.get("collection_method") == "send_invoice"
+    return MailMessage(
+        id="invoice-" + _digest(f"{invoice_id}|{to.lower()}"),
+        template="invoice",
+        to=to,
+        language=lang,
+        invoice_id=invoice_id,
+        params={
+            "number": str(stripe_invoice.get("number") or invoice_id),
+            "organisation": str(stripe_invoice.get("customer_name") or ""),
+            "total": format_money(int(stripe_invoice.get("total") or 0), str(stripe_invoice.get("currency") or "eur"),
+                                  lang),
+            # Paid by bank transfer: the date it is due; charged automatically: no date to watch.
+            "due_date": _day(due) if by_transfer and due else "",
+            "by_transfer": by_transfer,
+            "hosted_invoice_url": str(stripe_invoice.get("hosted_invoice_url") or ""),
+            "invoice_pdf": str(stripe_invoice.get("invoice_pdf") or ""),
+            "po_number": po_number,
+        },
+    )
+
+
+def renewal_reminder(settings: Settings, subscription: Subscription, to: str, *, renews_at: int,
+                     amount_minor: int, currency: str) -> MailMessage:
+    """An annual subscription renews soon: once per subscription, period and recipient (the id)."""
+    language = _language(subscription)
+    return MailMessage(
+        id="renewal-" + _digest(f"{subscription.id}|{renews_at}|{to.lower()}"),
+        template="renewal_reminder",
+        to=to,
+        language=language,
+        params={"renews_on": _day(renews_at), "amount": format_money(amount_minor, currency, language),
+                "quantity": subscription.quantity, "subscription_url": subscription_url(settings, subscription.id)},
+    )
+
+
+def _day(timestamp: int) -> str:
+    """A Stripe timestamp as the UTC date mails show (YYYY-MM-DD, as the other mails)."""
+    return datetime.fromtimestamp(int(timestamp), tz=UTC).date().isoformat()

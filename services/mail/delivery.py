@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
@@ -14,7 +15,7 @@ from adapters.mail_senders import MailSender
 from adapters.table_storage import SENT_MAIL, ConcurrencyConflict, Row, TableStore
 from services.mail import limits
 from services.mail.message import MailMessage
-from services.mail.render import render
+from services.mail.render import Attachment, render
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,22 @@ class SendInProgress(RuntimeError):
     """Another invocation is sending this message right now; retry later (then it is skipped)."""
 
 
-def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: Settings) -> str | None:
+# The files that go with a message, fetched when it is sent (a queued message names them, e.g. by its
+# `invoice_id`; it cannot carry them). Raises when they cannot be fetched now, so the queue retries.
+Attachments = Callable[[MailMessage], tuple[Attachment, ...]]
+
+
+def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: Settings,
+            attachments: Attachments | None = None) -> str | None:
     """Send the message unless its id was sent before; return the provider id, None if skipped.
 
     The same id can be queued twice and processed concurrently, so the sender first claims the id
     with an insert that only one can win, then sends, then marks it sent.
     """
     message = parse(body)
+    if message.invoice_id and attachments is None:
+        # A programming error, not a mail to send without its documents.
+        raise ValueError(f"mail {message.id} names invoice {message.invoice_id} but no attachments were wired")
     partition, row = _sent_key(message.id)
     if not _claim(storage, partition, row, message.template):
         log.info("mail %s already sent; skipping duplicate", message.id)
@@ -68,7 +78,9 @@ def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: S
                     reached.key.split("|")[0], reached.per_day)
         return None
     try:
-        mail = render(message, support_email=settings.support_email, base_url=settings.public_base_url)
+        files = attachments(message) if attachments is not None else ()
+        mail = render(message, support_email=settings.support_email, base_url=settings.public_base_url,
+                      attachments=files)
         provider_id = sender.send(mail)
     except Exception:
         # Release the claim so the queue's retry can send it.

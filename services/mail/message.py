@@ -21,6 +21,8 @@ Template = Literal[
     "cancellation",
     "quantity_changed",
     "merged",
+    "invoice",
+    "renewal_reminder",
 ]
 Language = Literal["en", "de"]
 
@@ -43,6 +45,9 @@ class MailMessage(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     # Relay protection: the limits this mail counts against (per recipient, per subscription).
     limits: list[MailLimit] = Field(default_factory=list)
+    # A Stripe invoice whose documents (PDF, e-invoice) go with the mail. Only its id is queued: the
+    # documents are fetched when the mail is sent (services/invoice_mail.py).
+    invoice_id: str = Field(default="", max_length=100, pattern=r"^(in_[A-Za-z0-9]+)?$")
 
     @field_validator("to")
     @classmethod

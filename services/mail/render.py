@@ -18,11 +18,22 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "mail"
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with a mail (an invoice PDF, an e-invoice XML). Fetched when the mail is sent, never
+    queued: a queue message holds at most 64 KiB."""
+
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
 class RenderedMail:
     to: str
     subject: str
     text: str
     html: str
+    attachments: tuple[Attachment, ...] = ()
 
 
 @lru_cache(maxsize=1)
@@ -37,13 +48,16 @@ def _environment() -> Environment:
     )
 
 
-def render(message: MailMessage, *, support_email: str, base_url: str) -> RenderedMail:
+def render(message: MailMessage, *, support_email: str, base_url: str,
+           attachments: tuple[Attachment, ...] = ()) -> RenderedMail:
     env = _environment()
-    context = {**message.params, "support_email": support_email, "base_url": base_url, "to": message.to}
+    # `attachments`: the names of the files that go with this mail, so its text names exactly those.
+    context = {**message.params, "support_email": support_email, "base_url": base_url, "to": message.to,
+               "attachments": [a.filename for a in attachments]}
     text = env.get_template(f"{message.template}.{message.language}.txt").render(context)
     first, _, body = text.partition("\n")
     if not first.startswith("Subject:"):
         raise ValueError(f"{message.template}.{message.language}.txt must start with a 'Subject:' line")
     html = env.get_template(f"{message.template}.{message.language}.html").render(context)
     subject = first.removeprefix("Subject:").strip()
-    return RenderedMail(to=message.to, subject=subject, text=body.strip() + "\n", html=html)
+    return RenderedMail(to=message.to, subject=subject, text=body.strip() + "\n", html=html, attachments=attachments)

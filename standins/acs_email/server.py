@@ -18,6 +18,14 @@ from urllib.parse import urlsplit
 
 # ACS rejects requests whose x-ms-date is further off than this.
 MAX_CLOCK_DIFFERENCE = timedelta(minutes=15)
+# ACS limits an e-mail request, attachments included, to 10 MB.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+# The part of ACS's list of allowed attachment types this service may send (ACS refuses types outside its
+# list, e.g. executables).
+ALLOWED_ATTACHMENT_TYPES = frozenset({
+    "application/pdf", "application/xml", "text/xml", "text/plain", "text/csv", "application/json",
+    "application/zip", "image/png", "image/jpeg", "image/gif",
+})
 
 
 class Rejected(Exception):
@@ -28,7 +36,8 @@ class Rejected(Exception):
 
 @dataclass
 class AcsEmailEndpoint:
-    """Start with `start()`; `messages` holds every accepted send request's JSON payload."""
+    """Start with `start()`; `messages` holds every accepted send request's JSON payload (attachments
+    as sent, base64: `attachments()` decodes them)."""
 
     cert_file: Path
     key_file: Path
@@ -82,6 +91,11 @@ class AcsEmailEndpoint:
         self._thread.start()
         return self
 
+    def attachments(self, index: int = -1) -> list[tuple[str, str, bytes]]:
+        """(name, contentType, content) of each attachment of an accepted message (default: the last)."""
+        return [(a["name"], a["contentType"], base64.b64decode(a["contentInBase64"]))
+                for a in self.messages[index].get("attachments") or []]
+
     @property
     def url(self) -> str:
         return f"https://localhost:{self._server.server_address[1]}"
@@ -123,6 +137,9 @@ class AcsEmailEndpoint:
 
     @staticmethod
     def _validate_payload(body: bytes) -> dict:
+        if len(body) > MAX_REQUEST_BYTES:
+            raise Rejected(413, "RequestEntityTooLarge",
+                           f"the request is {len(body)} bytes; at most {MAX_REQUEST_BYTES} with attachments")
         try:
             payload = json.loads(body)
         except ValueError:
@@ -135,4 +152,27 @@ class AcsEmailEndpoint:
         content = payload.get("content") or {}
         if not content.get("subject") or not (content.get("plainText") or content.get("html")):
             raise Rejected(400, "BadRequest", "content needs a subject and plainText or html")
+        AcsEmailEndpoint._validate_attachments(payload.get("attachments"))
         return payload
+
+    @staticmethod
+    def _validate_attachments(attachments: object) -> None:
+        if attachments is None:
+            return
+        if not isinstance(attachments, list):
+            raise Rejected(400, "BadRequest", "attachments must be a list")
+        for number, attachment in enumerate(attachments, 1):
+            if not isinstance(attachment, dict):
+                raise Rejected(400, "BadRequest", f"attachment {number} is not an object")
+            missing = [key for key in ("name", "contentType", "contentInBase64")
+                       if not isinstance(attachment.get(key), str) or not attachment[key]]
+            if missing:
+                raise Rejected(400, "BadRequest", f"attachment {number} needs {', '.join(missing)}")
+            if attachment["contentType"].lower() not in ALLOWED_ATTACHMENT_TYPES:
+                raise Rejected(400, "InvalidAttachmentType",
+                               f"attachment {number} has a content type ACS does not send: "
+                               f"{attachment['contentType']}")
+            try:
+                base64.b64decode(attachment["contentInBase64"], validate=True)
+            except ValueError:
+                raise Rejected(400, "BadRequest", f"attachment {number}: contentInBase64 is not base64") from None

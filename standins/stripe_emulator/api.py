@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from . import billing, checkout, objects
+from . import billing, checkout, collection, customers, funding, objects
 from .errors import StripeError, invalid
 from .forms import as_bool, as_int, as_list, as_metadata
 from .render import render, render_list
@@ -150,10 +150,25 @@ def create_price(ctx, req):
                            unit_amount=unit_amount, billing_scheme=scheme, tiers=tiers,
                            tiers_mode=tiers_mode, recurring=recurring, lookup_key=lookup_key,
                            nickname=p.get("nickname"), metadata=as_metadata(p),
-                           active=as_bool(p, "active", True))
+                           active=as_bool(p, "active", True),
+                           tax_behavior=_tax_behavior(p, "unspecified"))
     store.add("price", record)
     ctx.events.emit("price.created", record)
     return _one(ctx, req, record)
+
+
+TAX_BEHAVIORS = ("exclusive", "inclusive", "unspecified")
+
+
+def _tax_behavior(params, current):
+    behavior = params.get("tax_behavior") or current
+    if behavior not in TAX_BEHAVIORS:
+        raise invalid(f"Invalid tax_behavior: must be one of {', '.join(TAX_BEHAVIORS)}",
+                      "tax_behavior", code="parameter_invalid")
+    if current != "unspecified" and behavior != current:
+        raise invalid("A price's tax_behavior can be set once, from unspecified.",
+                      "tax_behavior", code="parameter_invalid")
+    return behavior
 
 
 @route("GET", "/v1/prices/(?P<id>[^/]+)")
@@ -170,6 +185,8 @@ def update_price(ctx, req, id):
         record["active"] = as_bool(p, "active")
     if "nickname" in p:
         record["nickname"] = p["nickname"] or None
+    if "tax_behavior" in p:
+        record["tax_behavior"] = _tax_behavior(p, record["tax_behavior"])
     if "lookup_key" in p:
         holder = next((r for r in ctx.store.all("price")
                        if r["lookup_key"] == p["lookup_key"] and r is not record), None)
@@ -206,12 +223,7 @@ def list_prices(ctx, req):
 
 @route("POST", "/v1/customers")
 def create_customer(ctx, req):
-    p = req.params
-    record = billing.create_customer(ctx, email=p.get("email"), name=p.get("name"),
-                                     description=p.get("description"),
-                                     metadata=as_metadata(p),
-                                     preferred_locales=as_list(p.get("preferred_locales")))
-    return _one(ctx, req, record)
+    return _one(ctx, req, customers.create(ctx, req.params))
 
 
 @route("GET", "/v1/customers/(?P<id>[^/]+)")
@@ -224,24 +236,46 @@ def get_customer(ctx, req, id):
 
 @route("POST", "/v1/customers/(?P<id>[^/]+)")
 def update_customer(ctx, req, id):
-    record = ctx.store.require("customer", id)
-    before = ctx.events.snapshot(record)
+    if "tax_id_data" in req.params:
+        raise StripeError(400, "Received unknown parameter: tax_id_data", code="parameter_unknown",
+                          param="tax_id_data")
+    return _one(ctx, req, customers.update(ctx, _customer(ctx, id), req.params))
+
+
+def _customer(ctx, customer_id):
+    record = ctx.store.require("customer", customer_id)
+    if record.get("_deleted"):
+        raise StripeError(404, f"No such customer: '{customer_id}'", code="resource_missing",
+                          param="id")
+    return record
+
+
+@route("POST", "/v1/customers/(?P<id>[^/]+)/tax_ids")
+def create_tax_id(ctx, req, id):
     p = req.params
-    for key in ("email", "name", "description", "phone"):
-        if key in p:
-            record[key] = p[key] or None
-    if "preferred_locales" in p:
-        record["preferred_locales"] = as_list(p["preferred_locales"])
-    if isinstance(p.get("invoice_settings"), dict):
-        settings = p["invoice_settings"]
-        if "default_payment_method" in settings:
-            record["invoice_settings"]["default_payment_method"] = (
-                settings["default_payment_method"] or None)
-    if isinstance(p.get("address"), dict):
-        record["address"] = {**objects._address(), **p["address"]}
-    record["metadata"] = as_metadata(p, current=record["metadata"])
-    ctx.events.emit("customer.updated", record, previous=before)
-    return _one(ctx, req, record)
+    return _one(ctx, req, customers.add_tax_id(ctx, _customer(ctx, id), p.get("type"),
+                                               p.get("value")))
+
+
+@route("GET", "/v1/customers/(?P<id>[^/]+)/tax_ids")
+def list_tax_ids(ctx, req, id):
+    customer = _customer(ctx, id)
+    return _list(ctx, req, customers.tax_ids_of(ctx, customer), f"/v1/customers/{id}/tax_ids")
+
+
+@route("GET", "/v1/customers/(?P<id>[^/]+)/tax_ids/(?P<tax_id>[^/]+)")
+def get_tax_id(ctx, req, id, tax_id):
+    return _one(ctx, req, customers.tax_id_of(ctx, _customer(ctx, id), tax_id))
+
+
+@route("DELETE", "/v1/customers/(?P<id>[^/]+)/tax_ids/(?P<tax_id>[^/]+)")
+def delete_tax_id(ctx, req, id, tax_id):
+    return 200, customers.delete_tax_id(ctx, _customer(ctx, id), tax_id)
+
+
+@route("POST", "/v1/customers/(?P<id>[^/]+)/funding_instructions")
+def create_funding_instructions(ctx, req, id):
+    return 200, funding.instructions(ctx.settings, _customer(ctx, id), req.params)
 
 
 @route("DELETE", "/v1/customers/(?P<id>[^/]+)")
@@ -261,6 +295,22 @@ def list_customers(ctx, req):
     if req.params.get("email"):
         records = [r for r in records if r["email"] == req.params["email"]]
     return _list(ctx, req, records, "/v1/customers")
+
+
+# -- tax rates (created by automatic tax, tax.py) -------------------------------------------
+
+@route("GET", "/v1/tax_rates/(?P<id>[^/]+)")
+def get_tax_rate(ctx, req, id):
+    return _one(ctx, req, ctx.store.require("tax_rate", id))
+
+
+@route("GET", "/v1/tax_rates")
+def list_tax_rates(ctx, req):
+    records = ctx.store.all("tax_rate")
+    for key in ("active", "inclusive"):
+        if key in req.params:
+            records = [r for r in records if r[key] == as_bool(req.params, key)]
+    return _list(ctx, req, records, "/v1/tax_rates")
 
 
 # -- checkout sessions -------------------------------------------------------------------
@@ -311,14 +361,29 @@ def create_subscription(ctx, req):
         price = store.require("price", raw.get("price"), param=f"items[{index}][price]")
         items.append((price, as_int(raw, "quantity", 1, minimum=1), as_metadata(raw)))
     behavior = p.get("payment_behavior", "allow_incomplete")
+    fields = collection.fields(p)
+    if fields["collection_method"] == "send_invoice":
+        payment = "send_invoice"
+    else:
+        payment = "incomplete" if behavior == "default_incomplete" else "charge"
     sub = billing.create_subscription(
         ctx, customer=customer, items=items, metadata=as_metadata(p),
         trial_period_days=as_int(p, "trial_period_days", None, minimum=1),
-        description=p.get("description"),
-        payment="incomplete" if behavior == "default_incomplete" else "charge")
+        description=p.get("description"), payment=payment,
+        automatic_tax=automatic_tax_enabled(p), collection=fields)
     if as_bool(p, "cancel_at_period_end", False):
         billing.update_subscription(ctx, sub, {"cancel_at_period_end": "true"})
     return _one(ctx, req, sub)
+
+
+def automatic_tax_enabled(params, default=False):
+    raw = params.get("automatic_tax")
+    if raw is None:
+        return default
+    if not isinstance(raw, dict) or "enabled" not in raw:
+        raise StripeError(400, "Missing required param: automatic_tax[enabled].",
+                          code="parameter_missing", param="automatic_tax[enabled]")
+    return as_bool(raw, "enabled")
 
 
 @route("GET", "/v1/subscriptions/(?P<id>[^/]+)")

@@ -17,12 +17,18 @@ where those lines go: ``create_prorations`` keeps them as pending invoice items 
 invoice, ``always_invoice`` bills them (with any pending ones) on an invoice that is finalized
 and charged at once, ``none`` drops them. ``payment_behavior`` decides what a declined charge
 of that invoice does (see ``update_subscription``).
+
+A price change to another billing interval (monthly <-> yearly) works as in Stripe: the
+billing cycle restarts now (``billing_cycle_anchor``) and is invoiced at once, the new period
+in full plus, unless ``proration_behavior=none``, a credit for the unused time on the old
+price. Invoices of subscriptions with ``automatic_tax`` carry tax (tax.py); sent invoices
+(``collection_method=send_invoice``) are finalized, mailed and left open until paid.
 """
 
 import copy
 from datetime import UTC, datetime
 
-from . import objects
+from . import collection, objects, tax
 from .errors import StripeError
 from .forms import as_bool, as_int, as_list, as_metadata
 from .periods import add_interval
@@ -42,12 +48,6 @@ DECLINE_MESSAGES = {
     "expired_card": "Your card has expired.",
     "lost_card": "Your card was declined.",
 }
-
-
-def create_customer(ctx, **fields):
-    record = ctx.store.add("customer", objects.customer(ctx.store, **fields))
-    ctx.events.emit("customer.created", record)
-    return record
 
 
 def items_of(ctx, sub):
@@ -79,15 +79,23 @@ def _period_lines(ctx, sub, *, trial=False):
     return lines
 
 
-def _new_invoice(ctx, sub, billing_reason, lines):
-    customer = ctx.store.require("customer", sub["customer"])
+def build_invoice(ctx, sub, billing_reason, lines, customer=None, period=None):
+    """A draft invoice for ``sub`` (not stored), with automatic tax when the subscription has it."""
+    customer = customer or ctx.store.require("customer", sub["customer"])
     items = items_of(ctx, sub)
-    start = items[0]["current_period_start"] if items else ctx.store.now()
-    end = items[0]["current_period_end"] if items else start
+    if period is None:
+        start = items[0]["current_period_start"] if items else ctx.store.now()
+        period = (start, items[0]["current_period_end"] if items else start)
     invoice = objects.invoice(ctx.store, customer_record=customer, subscription_record=sub,
-                              billing_reason=billing_reason, lines=lines, period_start=start,
-                              period_end=end, base_url=ctx.base_url)
-    ctx.store.add("invoice", invoice)
+                              billing_reason=billing_reason, lines=lines, period_start=period[0],
+                              period_end=period[1], base_url=ctx.base_url,
+                              account_name=ctx.settings.account_name,
+                              account_country=ctx.settings.seller_country)
+    return tax.apply(ctx.store, ctx.settings, invoice, customer, sub["automatic_tax"]["enabled"])
+
+
+def _new_invoice(ctx, sub, billing_reason, lines):
+    invoice = ctx.store.add("invoice", build_invoice(ctx, sub, billing_reason, lines))
     sub["latest_invoice"] = invoice["id"]
     return invoice
 
@@ -95,23 +103,60 @@ def _new_invoice(ctx, sub, billing_reason, lines):
 def _finalize(ctx, invoice):
     """Draft -> open: invoice.created (as a draft), then invoice.finalized.
 
-    The customer's credit balance (negative ``customer.balance``) is applied here, as Stripe
-    does at finalization; an invoice whose total is negative (a decrease billed at once)
-    leaves its amount as new credit on the customer.
+    The customer's billing details are copied onto the invoice here (name, address, tax IDs,
+    invoice custom fields such as a purchase-order number), as Stripe does at finalization.
+    The customer's credit balance (negative ``customer.balance``) is applied too; an invoice
+    whose total is negative (a decrease billed at once) leaves its amount as new credit on the
+    customer. An invoice sent for payment (``collection_method=send_invoice``) gets its due
+    date and goes out by mail (``invoice.sent``) instead of being charged.
     """
     ctx.events.emit("invoice.created", invoice)
     now = ctx.store.now()
     customer = ctx.store.get("customer", invoice["customer"])
+    if customer:
+        _snapshot_customer(ctx, invoice, customer)
     starting = customer["balance"] if customer else 0
     after = starting + invoice["total"]
-    invoice.update(status="open", effective_at=now, due_date=None,
+    sending = invoice["collection_method"] == "send_invoice"
+    sub = ctx.store.get("subscription", subscription_of(invoice))
+    days = (sub or {}).get("days_until_due")
+    days = 30 if days is None else days
+    invoice.update(status="open", effective_at=now,
+                   due_date=now + days * 86400 if sending else None,
                    starting_balance=starting, ending_balance=min(after, 0),
                    amount_due=max(after, 0), amount_remaining=max(after, 0),
-                   next_payment_attempt=now + 3600 if after > 0 else None)
+                   next_payment_attempt=now + 3600 if after > 0 and not sending else None)
     invoice["status_transitions"]["finalized_at"] = now
     if customer:
         customer["balance"] = min(after, 0)
     ctx.events.emit("invoice.finalized", invoice)
+    if sending and invoice["amount_due"] > 0:
+        invoice["_sent"] = True
+        ctx.events.emit("invoice.sent", invoice)
+
+
+def _snapshot_customer(ctx, invoice, customer):
+    invoice.update(
+        customer_name=customer["name"], customer_email=customer["email"],
+        customer_address=copy.deepcopy(customer["address"]),
+        customer_tax_exempt=customer["tax_exempt"],
+        customer_tax_ids=[{"type": record["type"], "value": record["value"]}
+                          for record in tax.ids_of(ctx.store, customer)],
+        custom_fields=copy.deepcopy(customer["invoice_settings"]["custom_fields"]))
+
+
+def subscription_of(invoice):
+    return ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+
+
+def mark_overdue(ctx, invoice):
+    """A sent invoice's due date passed unpaid: invoice.overdue, and its subscription goes
+    past_due (Stripe's "mark the subscription as past due" setting for sent invoices)."""
+    invoice["_overdue"] = True
+    ctx.events.emit("invoice.overdue", invoice)
+    sub = ctx.store.get("subscription", subscription_of(invoice))
+    if sub and sub["status"] in ("active", "trialing"):
+        set_status(ctx, sub, "past_due")
 
 
 def pay_invoice(ctx, invoice):
@@ -169,23 +214,28 @@ def set_status(ctx, sub, status, **changes):
 
 
 def create_subscription(ctx, *, customer, items, metadata, trial_period_days=None,
-                        payment="charge", description=None):
+                        payment="charge", description=None, automatic_tax=False,
+                        collection=None):
     """Start a subscription and its first invoice.
 
     payment: "charge" (card on file succeeds), "checkout" (Checkout confirms the payment:
     created incomplete, then updated to active), "processing" (delayed method: the invoice
-    stays open until settled) or "incomplete" (payment_behavior=default_incomplete).
+    stays open until settled), "incomplete" (payment_behavior=default_incomplete) or
+    "send_invoice" (active at once; the invoice is sent, due in ``days_until_due`` days).
+    ``collection``: the subscription's collection fields (collection.py).
     """
     store = ctx.store
     now = store.now()
     first_price = items[0][0]
     currency = first_price["currency"]
     trial_end = now + trial_period_days * 86400 if trial_period_days else None
-    status = "trialing" if trial_end else ("active" if payment == "charge" else "incomplete")
+    status = "trialing" if trial_end else (
+        "active" if payment in ("charge", "send_invoice") else "incomplete")
     sub = objects.subscription(store, customer_id=customer["id"], currency=currency,
                                status=status, metadata=metadata,
                                trial_start=now if trial_end else None, trial_end=trial_end,
-                               description=description)
+                               description=description, automatic_tax=automatic_tax,
+                               **(collection or {}))
     for price, quantity, item_metadata in items:
         recurring = price.get("recurring") or {}
         period_end = trial_end or add_interval(now, recurring.get("interval", "month"),
@@ -200,7 +250,7 @@ def create_subscription(ctx, *, customer, items, metadata, trial_period_days=Non
                                                                           trial=bool(trial_end)))
     ctx.events.emit("customer.subscription.created", sub)
     _finalize(ctx, invoice)
-    if trial_end or payment in ("charge", "checkout"):
+    if trial_end or payment in ("charge", "checkout") or invoice["amount_due"] <= 0:
         pay_invoice(ctx, invoice)
         if sub["status"] == "incomplete":
             set_status(ctx, sub, "active")
@@ -237,6 +287,15 @@ def renew(ctx, sub, *, succeeded=True):
     sub["_pending_prorations"] = []
     invoice = _new_invoice(ctx, sub, "subscription_cycle", lines)
     _finalize(ctx, invoice)
+    if invoice["collection_method"] == "send_invoice":
+        # Sent, not charged: the subscription stays as it is until the due date passes.
+        if invoice["amount_due"] <= 0:
+            pay_invoice(ctx, invoice)
+        if sub["trial_end"] and sub["status"] == "trialing":
+            sub["trial_end"] = min(sub["trial_end"], ctx.store.now())
+            sub["status"] = "active"
+        ctx.events.emit("customer.subscription.updated", sub, previous=before)
+        return invoice
     if succeeded is None:
         paid = collect(ctx, invoice) is None
     elif succeeded:
@@ -260,8 +319,7 @@ def open_invoice(ctx, sub):
 def invoice_settled(ctx, invoice):
     """After an open subscription invoice was paid: a pending update takes effect, and a
     subscription waiting on this payment is active again."""
-    sub_id = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
-    sub = ctx.store.get("subscription", sub_id)
+    sub = ctx.store.get("subscription", subscription_of(invoice))
     if sub is None or sub["status"] in ENDED:
         return
     before = ctx.events.snapshot(sub)
@@ -272,11 +330,22 @@ def invoice_settled(ctx, invoice):
         sub["pending_update"] = None
         sub["_pending_update"] = None
         changed = True
-    if sub["status"] in ("past_due", "unpaid", "incomplete") and open_invoice(ctx, sub) is None:
+    if sub["status"] in ("past_due", "unpaid", "incomplete") and not _still_unpaid(ctx, sub):
         sub["status"] = "active"
         changed = True
     if changed:
         ctx.events.emit("customer.subscription.updated", sub, previous=before)
+
+
+def _still_unpaid(ctx, sub):
+    """Whether an invoice still holds the subscription back: its latest invoice open after a
+    failed charge, or any sent invoice of it that is open past its due date."""
+    latest = open_invoice(ctx, sub)
+    if latest and latest["collection_method"] != "send_invoice":
+        return True
+    return any(invoice["status"] == "open" and invoice.get("_overdue")
+               for invoice in ctx.store.all("invoice")
+               if subscription_of(invoice) == sub["id"])
 
 
 def cancel(ctx, sub, *, status="canceled", reason="cancellation_requested", at=None):
@@ -346,12 +415,24 @@ def update_subscription(ctx, sub, params):
         sub["description"] = params["description"] or None
     if "default_payment_method" in params:
         sub["default_payment_method"] = params["default_payment_method"] or None
-    if behavior == "always_invoice" and (prorations or sub["_pending_prorations"]):
+    if {"collection_method", "days_until_due", "payment_settings"} & set(params):
+        sub.update(collection.fields(params, current=sub))
+    if isinstance(params.get("automatic_tax"), dict):
+        sub["automatic_tax"] = objects.subscription_automatic_tax(
+            as_bool(params["automatic_tax"], "enabled", False))
+    new_cycle = sub.pop("_interval_change", False)
+    if new_cycle:
+        _start_new_cycle(ctx, sub, ctx.store.now())
+        prorations += _period_lines(ctx, sub)
+    if (behavior == "always_invoice" or new_cycle) and (prorations or sub["_pending_prorations"]):
         invoice = _new_invoice(ctx, sub, "subscription_update",
                                sub["_pending_prorations"] + prorations)
         sub["_pending_prorations"] = []
         _finalize(ctx, invoice)
-        if payment_behavior == "default_incomplete":
+        if invoice["collection_method"] == "send_invoice":
+            if invoice["amount_due"] <= 0:
+                pay_invoice(ctx, invoice)  # sent for payment otherwise, nothing charged
+        elif payment_behavior == "default_incomplete":
             if invoice["amount_due"] > 0:
                 sub["status"] = "past_due"
         else:
@@ -425,8 +506,29 @@ def _apply_item_change(ctx, sub, change, param, behavior, proration_date):
         item["price"] = store.require("price", change["price"], param=f"{param}[price]")["id"]
     item["quantity"] = as_int(change, "quantity", item["quantity"], minimum=0)
     item["metadata"] = as_metadata(change, current=item["metadata"])
-    return _prorate(ctx, sub, item, old_price, old_quantity, store.get("price", item["price"]),
-                    item["quantity"], behavior, proration_date)
+    new_price = store.get("price", item["price"])
+    if _interval(new_price) != _interval(old_price) and sub["status"] != "trialing":
+        # A new billing interval starts a new cycle now, billed in full at once (see
+        # _start_new_cycle); only the unused time on the old price is credited.
+        sub["_interval_change"] = True
+        return _prorate(ctx, sub, item, old_price, old_quantity, None, 0, behavior,
+                        proration_date)
+    return _prorate(ctx, sub, item, old_price, old_quantity, new_price, item["quantity"],
+                    behavior, proration_date)
+
+
+def _interval(price):
+    recurring = price.get("recurring") or {}
+    return recurring.get("interval", "month"), recurring.get("interval_count", 1)
+
+
+def _start_new_cycle(ctx, sub, now):
+    """An interval change: billing_cycle_anchor = now, every item's period starts now."""
+    sub["billing_cycle_anchor"] = now
+    for item in items_of(ctx, sub):
+        interval, count = _interval(ctx.store.get("price", item["price"]))
+        item["current_period_start"] = now
+        item["current_period_end"] = add_interval(now, interval, count)
 
 
 def _prorate(ctx, sub, item, old_price, old_quantity, new_price, new_quantity, behavior,
@@ -492,10 +594,14 @@ def preview_invoice(ctx, sub, params):
                                              f"subscription_details[items][{index}]", behavior,
                                              proration_date)
         lines = list(copy.deepcopy(shadow_sub["_pending_prorations"])) + prorations
+        new_cycle = shadow_sub.pop("_interval_change", False)
+        if new_cycle:  # billed at once: credit for the old interval, the new period in full
+            _start_new_cycle(ctx, shadow_sub, ctx.store.now())
+            lines += _period_lines(ctx, shadow_sub)
         items = items_of(ctx, shadow_sub)
         period_start = items[0]["current_period_start"] if items else proration_date
         period_end = items[0]["current_period_end"] if items else proration_date
-        if behavior != "always_invoice":
+        if behavior != "always_invoice" and not new_cycle:
             for item in items:
                 price = ctx.store.get("price", item["price"])
                 recurring = price.get("recurring") or {}
@@ -507,24 +613,27 @@ def preview_invoice(ctx, sub, params):
                     quantity=item["quantity"], amount=amount_for(price, item["quantity"]),
                     description=_describe(ctx, price, item["quantity"]),
                     period_start=start, period_end=end))
-        customer = copy.deepcopy(ctx.store.require("customer", sub["customer"]))
-        invoice = objects.invoice(
-            ctx.store, customer_record=customer, subscription_record=shadow_sub,
-            billing_reason="subscription_update" if behavior == "always_invoice" else "upcoming",
-            lines=lines, period_start=period_start, period_end=period_end,
-            base_url=ctx.base_url)
     finally:
         # Undo the shadow changes: items as they were, nothing created for the preview kept.
         _restore_items(ctx, shadow_sub, saved_items, saved_records)
         ctx.store.sequence = saved_sequence
+    if isinstance(params.get("automatic_tax"), dict):
+        shadow_sub["automatic_tax"] = objects.subscription_automatic_tax(
+            as_bool(params["automatic_tax"], "enabled", False))
+    customer = copy.deepcopy(ctx.store.require("customer", sub["customer"]))
+    invoice = build_invoice(
+        ctx, shadow_sub,
+        "subscription_update" if behavior == "always_invoice" or new_cycle else "upcoming",
+        lines, customer=customer, period=(period_start, period_end))
+    _snapshot_customer(ctx, invoice, customer)
     after = customer["balance"] + invoice["total"]
     invoice.update(id="upcoming_" + invoice["id"], number=None, hosted_invoice_url=None,
                    invoice_pdf=None, starting_balance=customer["balance"],
                    amount_due=max(after, 0), amount_remaining=max(after, 0),
                    ending_balance=None, auto_advance=False,
                    automatically_finalizes_at=None)
-    invoice["parent"]["subscription_details"]["subscription_proration_date"] = (
-        proration_date if prorations else None)
+    if prorations:  # absent otherwise (the field is not nullable)
+        invoice["parent"]["subscription_details"]["subscription_proration_date"] = proration_date
     for line in invoice["_lines"]:
         line["invoice"] = invoice["id"]
     return invoice

@@ -1,4 +1,5 @@
-"""Stripe-hosted pages, emulated: Checkout, the hosted invoice (+PDF) and the billing portal.
+"""Stripe-hosted pages, emulated: Checkout and the billing portal (the hosted invoice and its
+PDF: invoice_page.py).
 
 Buttons on the checkout page cover the outcomes the server must handle: card success,
 a delayed SEPA debit (completes unpaid, settles later), a declined card, and cancel.
@@ -7,35 +8,10 @@ a delayed SEPA debit (completes unpaid, settles later), a declined card, and can
 import html
 from urllib.parse import parse_qs
 
-from . import billing, checkout
+from . import billing, checkout, customers, invoice_page, tax, tax_ids
 from .errors import StripeError
+from .layout import page, redirect
 from .pricing import format_money, unit_amount_for
-
-_STYLE = """
-body{font-family:system-ui,sans-serif;background:#f6f9fc;margin:0;color:#1a1f36}
-main{max-width:560px;margin:40px auto;background:#fff;border-radius:8px;padding:32px;
-box-shadow:0 2px 8px rgba(0,0,0,.08)}
-.banner{background:#ffde92;padding:6px 12px;border-radius:4px;font-size:13px}
-table{width:100%;border-collapse:collapse;margin:16px 0}td,th{padding:6px;text-align:left;
-border-bottom:1px solid #e3e8ee}.amount{text-align:right}
-button{display:block;width:100%;margin:8px 0;padding:12px;font-size:16px;border-radius:6px;
-border:1px solid #635bff;background:#635bff;color:#fff;cursor:pointer}
-button.secondary{background:#fff;color:#635bff}.error{color:#df1b41;font-weight:600}
-label{display:block;margin:12px 0 4px}input{width:100%;padding:8px;font-size:15px;
-box-sizing:border-box}
-"""
-
-
-def _page(title, body, status=200):
-    document = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-                f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body><main>"
-                f"<p class='banner'>Stripe emulator — test mode, no real payment</p>"
-                f"{body}</main></body></html>")
-    return status, document.encode(), "text/html; charset=utf-8", {}
-
-
-def _redirect(location):
-    return 303, b"", "text/plain", {"Location": location}
 
 
 def handle(emulator, method, path, body, base_url):
@@ -47,28 +23,90 @@ def handle(emulator, method, path, body, base_url):
             return _checkout(emulator, parts[1])
         if len(parts) == 2 and parts[0] == "invoice":
             if method == "POST":
-                return _pay_invoice(emulator, parts[1], base_url)
-            return _invoice(emulator, parts[1])
+                return invoice_page.pay(emulator, parts[1], base_url)
+            return invoice_page.show(emulator, parts[1])
         if len(parts) == 3 and parts[0] == "invoice" and parts[2] == "pdf":
-            return _invoice_pdf(emulator, parts[1])
+            return invoice_page.as_pdf(emulator, parts[1])
         if len(parts) == 2 and parts[0] == "billing_portal":
             if method == "POST":
                 return _portal_action(emulator, parts[1], body, base_url)
             return _portal(emulator, parts[1])
         if not parts:
-            return _page("Stripe emulator", "<h1>Stripe emulator</h1><p>API at <code>/v1</code>, "
+            return page("Stripe emulator", "<h1>Stripe emulator</h1><p>API at <code>/v1</code>, "
                                             "controls at <code>/_emulator</code>.</p>")
     except StripeError as error:
-        return _page("Not found", f"<h1>{html.escape(error.message)}</h1>", error.status)
-    return _page("Not found", "<h1>Not found</h1>", 404)
+        return page("Not found", f"<h1>{html.escape(error.message)}</h1>", error.status)
+    return page("Not found", "<h1>Not found</h1>", 404)
 
 
 # -- checkout ----------------------------------------------------------------------------
 
-def _checkout(emulator, session_id, error=None):
+COUNTRIES = {
+    "AT": "Austria", "BE": "Belgium", "BG": "Bulgaria", "HR": "Croatia", "CY": "Cyprus",
+    "CZ": "Czechia", "DK": "Denmark", "EE": "Estonia", "FI": "Finland", "FR": "France",
+    "DE": "Germany", "GR": "Greece", "HU": "Hungary", "IE": "Ireland", "IT": "Italy",
+    "LV": "Latvia", "LT": "Lithuania", "LU": "Luxembourg", "MT": "Malta", "NL": "Netherlands",
+    "PL": "Poland", "PT": "Portugal", "RO": "Romania", "SK": "Slovakia", "SI": "Slovenia",
+    "ES": "Spain", "SE": "Sweden", "CH": "Switzerland", "GB": "United Kingdom",
+    "NO": "Norway", "US": "United States",
+}
+
+
+def _field(name, label, value, required=False, kind="text", autocomplete=None):
+    extra = (" required" if required else "") + (
+        f" autocomplete='{autocomplete}'" if autocomplete else "")
+    return (f"<label for='{name}'>{label}</label><input id='{name}' name='{name}' type='{kind}' "
+            f"value='{html.escape(value or '')}'{extra}>")
+
+
+def _country_select(selected):
+    options = "".join(f"<option value='{code}'{' selected' if code == selected else ''}>"
+                      f"{html.escape(name)}</option>"
+                      for code, name in sorted(COUNTRIES.items(), key=lambda item: item[1]))
+    return (f"<label for='country'>Country or region</label><select id='country' name='country'>"
+            f"<option value=''>Select…</option>{options}</select>")
+
+
+def _buyer_fields(session, details, customer):
+    """The address and business fields the session asks for (none for a plain session)."""
+    address = (customer or {}).get("address") or {}
+    value = lambda name: getattr(details, name) or address.get(name)  # noqa: E731
+    wanted = checkout.asks_for_address(session)
+    parts = []
+    if wanted == "full":
+        parts.append("<fieldset id='billing-address'><legend>Billing address</legend>"
+                     + _field("name", "Full name", details.name or (customer or {}).get("name"),
+                              autocomplete="name")
+                     + _field("line1", "Address line 1", value("line1"), True, autocomplete="address-line1")
+                     + _field("line2", "Address line 2", value("line2"), autocomplete="address-line2")
+                     + _field("postal_code", "Postal code", value("postal_code"), True,
+                              autocomplete="postal-code")
+                     + _field("city", "City", value("city"), True, autocomplete="address-level2")
+                     + _country_select(value("country")) + "</fieldset>")
+    elif wanted == "country":
+        parts.append(f"<fieldset id='billing-address'><legend>Billing address</legend>"
+                     f"{_country_select(value('country'))}</fieldset>")
+    if session["tax_id_collection"]["enabled"]:
+        checked = " checked" if details.business_name or details.tax_id else ""
+        parts.append(
+            "<fieldset id='business'><legend>Business</legend>"
+            f"<input type='checkbox' id='business_purchase' name='business_purchase' value='1'"
+            f"{checked}> <label class='inline' for='business_purchase'>I’m purchasing as a "
+            f"business</label>"
+            + _field("business_name", "Business name", details.business_name
+                     or (customer or {}).get("name"), autocomplete="organization")
+            + _field("tax_id", "VAT ID", details.tax_id)
+            + "<p class='note'>EU businesses outside Germany with a valid VAT ID pay no German "
+              "VAT (reverse charge).</p></fieldset>")
+    return "".join(parts)
+
+
+def _checkout(emulator, session_id, error=None, details=None):
+    details = details or checkout.BuyerDetails()
     store = emulator.store
     with store.lock:
         session = store.require("checkout.session", session_id)
+        customer = store.get("customer", session["customer"]) if session["customer"] else None
         rows = []
         for item in session["_line_items"]:
             price = store.get("price", item["price"])
@@ -77,33 +115,53 @@ def _checkout(emulator, session_id, error=None):
             unit = format_money(unit_amount_for(price, item["quantity"]), price["currency"])
             rows.append(
                 f"<tr><td>{html.escape(product['name'])}</td><td>{item['quantity']} × {unit}</td>"
-                f"<td class='amount'>{format_money(item['amount_total'], price['currency'])}"
+                f"<td class='amount'>{format_money(item['amount_subtotal'], price['currency'])}"
                 f" / {interval}</td></tr>")
-        total = sum(item["amount_total"] for item in session["_line_items"])
         trial = session["_subscription_data"]["trial_period_days"]
+        subtotal, tax_amount, tax_status, reason = checkout.quote(store, emulator.settings,
+                                                                  session, details)
+        fields = _buyer_fields(session, details, customer)
+        automatic = session["automatic_tax"]["enabled"]
     currency = session["currency"] or "eur"
     if session["status"] != "open":
-        return _page("Checkout", f"<h1>This checkout session is {session['status']}.</h1>", 410)
-    email = html.escape(session["customer_email"] or "")
+        return page("Checkout", f"<h1>This checkout session is {session['status']}.</h1>", 410)
+    email = html.escape(details.email or session["customer_email"] or (customer or {}).get(
+        "email") or "")
     trial_note = (f"<p><strong>{trial}-day free trial</strong> — nothing is due today.</p>"
                   if trial else "")
     error_html = f"<p class='error' role='alert'>{html.escape(error)}</p>" if error else ""
+    tax_rows = ""
+    if automatic:
+        if tax_status == "complete":
+            label = {"reverse_charge": "VAT (reverse charge)",
+                     "not_subject_to_tax": "VAT (not applicable)"}.get(reason, "VAT")
+            shown = format_money(0 if trial else tax_amount, currency)
+        else:
+            label, shown = "Tax", "Enter your address to calculate"
+        tax_rows = (f"<tr><th colspan='2'>Subtotal</th><td class='amount' id='subtotal'>"
+                    f"{format_money(0 if trial else subtotal, currency)}</td></tr>"
+                    f"<tr><th colspan='2' id='tax-label'>{html.escape(label)}</th>"
+                    f"<td class='amount' id='tax'>{html.escape(shown)}</td></tr>")
+    total = 0 if trial else subtotal + tax_amount
+    update_button = ("<button name='action' value='quote' class='secondary' id='update-total'>"
+                     "Update total</button>" if automatic else "")
     body = f"""
 <h1>Subscribe</h1>
 <table><thead><tr><th>Product</th><th>Quantity</th><th class='amount'>Amount</th></tr></thead>
 <tbody>{''.join(rows)}</tbody>
-<tfoot><tr><th colspan='2'>Total due today</th>
-<th class='amount' id='total'>{format_money(0 if trial else total, currency)}</th></tr></tfoot>
+<tfoot>{tax_rows}<tr><th colspan='2'>Total due today</th>
+<th class='amount' id='total'>{format_money(total, currency)}</th></tr></tfoot>
 </table>{trial_note}{error_html}
 <form method='post'>
 <label for='email'>Email</label>
 <input id='email' name='email' type='email' value='{email}' placeholder='buyer@example.com'>
+{fields}{update_button}
 <button name='action' value='paid'>Pay</button>
 <button name='action' value='delayed' class='secondary'>Pay with SEPA Direct Debit (delayed)</button>
 <button name='action' value='declined' class='secondary'>Pay (card declined)</button>
 <button name='action' value='cancel' class='secondary'>Cancel</button>
 </form>"""
-    return _page("Checkout", body)
+    return page("Checkout", body)
 
 
 def _submit_checkout(emulator, session_id, body, base_url):
@@ -112,103 +170,19 @@ def _submit_checkout(emulator, session_id, body, base_url):
     if action == "cancel":
         with emulator.store.lock:
             session = emulator.store.require("checkout.session", session_id)
-        return _redirect(session["cancel_url"] or "/")
+        return redirect(session["cancel_url"] or "/")
+    details = checkout.BuyerDetails.from_fields(form)
+    if action == "quote":
+        return _checkout(emulator, session_id, details=details)
     try:
         with emulator.action(base_url) as ctx:
             session = ctx.store.require("checkout.session", session_id)
-            checkout.complete(ctx, session, action, email=form.get("email") or None)
+            checkout.complete(ctx, session, action, details=details)
     except StripeError as error:
         if error.status == 404:
             raise
-        return _checkout(emulator, session_id, error=error.message)
-    return _redirect(checkout.success_redirect(session))
-
-
-# -- hosted invoice ----------------------------------------------------------------------
-
-def _invoice(emulator, invoice_id, notice=None):
-    with emulator.store.lock:
-        invoice = emulator.store.require("invoice", invoice_id)
-        lines = list(invoice["_lines"])
-        invoice = dict(invoice)
-    rows = "".join(
-        f"<tr><td>{html.escape(line['description'] or '')}</td>"
-        f"<td class='amount'>{format_money(line['amount'], line['currency'])}</td></tr>"
-        for line in lines)
-    currency = invoice["currency"]
-    pay = ("<form method='post'><button id='pay'>Pay "
-           f"{format_money(invoice['amount_remaining'], currency)}</button></form>"
-           if invoice["status"] == "open" and invoice["amount_remaining"] > 0 else "")
-    notice_html = f"<p class='error' role='alert'>{html.escape(notice)}</p>" if notice else ""
-    body = f"""
-<h1>Invoice <span id='number'>{html.escape(invoice['number'] or invoice['id'])}</span></h1>
-<p>Status: <strong id='status'>{invoice['status']}</strong> · Billed to
-{html.escape(invoice['customer_email'] or '')}</p>
-<table><tbody>{rows}</tbody><tfoot>
-<tr><th>Total</th><th class='amount' id='total'>{format_money(invoice['total'], currency)}</th></tr>
-<tr><th>Amount due</th><th class='amount' id='amount-due'>{format_money(invoice['amount_due'], currency)}</th></tr>
-<tr><th>Amount paid</th><th class='amount' id='amount-paid'>{format_money(invoice['amount_paid'], currency)}</th></tr>
-</tfoot></table>{notice_html}{pay}
-<p><a id='pdf' href='{html.escape(invoice['invoice_pdf'] or '')}'>Download PDF</a></p>"""
-    return _page(f"Invoice {invoice['number'] or ''}", body)
-
-
-def _pay_invoice(emulator, invoice_id, base_url):
-    """The customer pays an open invoice on the hosted page (with the card on file)."""
-    with emulator.action(base_url) as ctx:
-        invoice = ctx.store.require("invoice", invoice_id)
-        decline = None
-        if invoice["status"] == "open":
-            decline = billing.collect(ctx, invoice)
-            if decline is None:
-                billing.invoice_settled(ctx, invoice)
-    if decline:
-        return _invoice(emulator, invoice_id, notice=billing.DECLINE_MESSAGES.get(
-            decline, "Your card was declined."))
-    return _redirect(f"/invoice/{invoice_id}")
-
-
-def _invoice_pdf(emulator, invoice_id):
-    with emulator.store.lock:
-        invoice = emulator.store.require("invoice", invoice_id)
-        lines = [f"Invoice {invoice['number']}  ({invoice['status']})",
-                 f"Customer: {invoice['customer_email'] or invoice['customer']}"]
-        lines += [f"{line['description']}: {format_money(line['amount'], line['currency'])}"
-                  for line in invoice["_lines"]]
-        lines.append(f"Total: {format_money(invoice['total'], invoice['currency'])}")
-        lines.append(f"Amount due: {format_money(invoice['amount_due'], invoice['currency'])}")
-    return 200, _pdf(lines), "application/pdf", {
-        "Content-Disposition": f"inline; filename=\"{invoice['number']}.pdf\""}
-
-
-def _pdf(lines):
-    """A minimal one-page PDF 1.4 written by hand: catalog, page tree, one page, one content
-    stream and the standard Helvetica font, with a correct cross-reference table."""
-    def escape(text):
-        text = text.replace("€", "EUR ").encode("latin-1", "replace").decode("latin-1")
-        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-    stream = "BT /F1 12 Tf 50 800 Td 16 TL " + " ".join(
-        f"({escape(line)}) Tj T*" for line in lines) + " ET"
-    objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R "
-        ">> >> /Contents 4 0 R >>",
-        f"<< /Length {len(stream.encode('latin-1'))} >>\nstream\n{stream}\nendstream",
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, obj in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{obj}\nendobj\n".encode("latin-1")
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-            .encode())
-    return bytes(out)
+        return _checkout(emulator, session_id, error=error.message, details=details)
+    return redirect(checkout.success_redirect(session))
 
 
 # -- billing portal ----------------------------------------------------------------------
@@ -232,7 +206,7 @@ def _portal(emulator, session_id, notice=None):
         subs = [dict(s) for s in store.all("subscription") if s["customer"] == customer["id"]
                 and s["status"] not in billing.ENDED]
         customer = dict(customer)
-        tax_ids = list(customer.get("_tax_ids") or [])
+        tax_ids = [record["value"] for record in tax.ids_of(store, customer)]
     sections = []
     sub_rows = "".join(
         f"<li>{html.escape(s['id'])} — {s['status']}"
@@ -289,7 +263,7 @@ def _portal(emulator, session_id, notice=None):
     body = (f"<h1>Billing for {html.escape(customer['email'] or customer['id'])}</h1>"
             f"{notice_html}{''.join(sections)}"
             f"<p><a id='return' href='{back}'>Return to {back}</a></p>")
-    return _page("Billing portal", body)
+    return page("Billing portal", body)
 
 
 def _portal_action(emulator, session_id, body, base_url):
@@ -311,9 +285,10 @@ def _portal_action(emulator, session_id, body, base_url):
             for key in ("email", "name"):
                 if key in allowed and key in form:
                     customer[key] = form[key] or None
-            if "tax_id" in allowed and form.get("tax_id"):
-                customer.setdefault("_tax_ids", []).append(form["tax_id"])
             ctx.events.emit("customer.updated", customer, previous=before)
+            if "tax_id" in allowed and form.get("tax_id"):
+                customers.add_tax_id(ctx, customer, tax_ids.type_for(form["tax_id"]),
+                                     form["tax_id"])
             notice = "Billing information saved."
         elif action == "cancel" and features["subscription_cancel"]["enabled"]:
             sub = ctx.store.require("subscription", form.get("subscription"))

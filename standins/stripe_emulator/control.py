@@ -1,17 +1,40 @@
 """/_emulator/* control endpoints (JSON, no auth) for tests and developers.
 
 They drive what a real account does on its own (renewals, failed payments, dunning, the
-clock) and shape webhook delivery (duplicates, reordering, holding, dropping, delays).
+clock, bank transfers arriving) and shape webhook delivery (duplicates, reordering, holding,
+dropping, delays).
 
     GET  /health, /config, /events          POST /config, /reset
     POST /webhooks/release, /webhooks/wait, /events/{id}/resend
-    POST /checkout/{id}/pay, /checkout/{id}/async
+    POST /checkout/{id}/pay        pay without a browser: {"outcome": "paid"|"delayed"|
+                                   "declined", "email", and what a business buyer enters:
+                                   "name", "business_name", "line1", "line2", "postal_code",
+                                   "city", "state", "country" (or "address": {...}), "tax_id"
+                                   (type from the value: eu_vat, gb_vat "GB...", ch_vat
+                                   "CHE..."; or "tax_id_type")}. 400 as the page would refuse
+                                   it: address missing where required, invalid VAT ID.
+    POST /checkout/{id}/async      {"result": "succeeded"|"failed"}
     POST /subscriptions/{id}/fail_payment | pay | renew | advance | trial_will_end
+    POST /subscriptions/{id}/upcoming
+                                   send invoice.upcoming for the next renewal now (any
+                                   interval); answers the subscription
     POST /customers/{id}/card      {"decline": true|false, "decline_code": ...}: the card
                                    declines every automatic charge until set back
-    POST /invoices/{id}/pay        retry an open invoice ({"force": true}: succeed anyway)
-    POST /clock/advance            {"seconds": N}: renewals (charged to the card as it is),
-                                   cancel_at_period_end cancellations, checkout expiry
+    POST /invoices/{id}/pay        retry an open invoice ({"force": true}: succeed anyway); a
+                                   sent invoice (send_invoice) is paid as a bank transfer
+                                   arriving: invoice.paid, invoice.payment_succeeded, and a
+                                   past_due subscription is active again. Answers
+                                   {"invoice": {...}, "decline_code": null|code}
+    POST /clock/advance            {"seconds": N}: in time order (clock.py): trial_will_end,
+                                   invoice.upcoming (yearly plans, upcoming_invoice_days
+                                   before renewal), invoice.overdue + past_due for sent
+                                   invoices past their due date, renewals (charged to the
+                                   card as it is, or sent), cancel_at_period_end
+                                   cancellations, checkout expiry. Answers {"now", ...}
+
+POST /config also takes "upcoming_invoice_days" (default 30), "account_name" (default
+"SecureMailMerge GmbH"), "seller_country" (default "DE"), "account_vat_id" and
+"account_address" (the seller printed on invoices).
 """
 
 import json
@@ -20,7 +43,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import billing, checkout
+from . import billing, checkout, clock, upcoming
 from .errors import StripeError
 from .render import render
 from .webhooks import DELIVERY_MODES
@@ -64,7 +87,11 @@ def _config_view(settings):
             "retry_attempts": settings.retry_attempts,
             "retry_backoff_seconds": settings.retry_backoff_seconds,
             "async_payment_delay_seconds": settings.async_payment_delay_seconds,
-            "async_payment_result": settings.async_payment_result}
+            "async_payment_result": settings.async_payment_result,
+            "upcoming_invoice_days": settings.upcoming_invoice_days,
+            "account_name": settings.account_name, "seller_country": settings.seller_country,
+            "account_vat_id": settings.account_vat_id,
+            "account_address": dict(settings.account_address)}
 
 
 @route("GET", "/health")
@@ -96,9 +123,13 @@ def set_config(emulator, data, base_url):
     if "drop_next" in data:
         drops = data["drop_next"]
         settings.drop_next.extend([drops] if isinstance(drops, str) else drops or [])
+    if isinstance(data.get("account_address"), dict):
+        settings.account_address = {**settings.account_address, **data["account_address"]}
     for key, kind in (("delay_seconds", float), ("retry_attempts", int),
                       ("retry_backoff_seconds", float), ("async_payment_delay_seconds", float),
-                      ("legacy_shapes", bool), ("async_payment_result", str)):
+                      ("legacy_shapes", bool), ("async_payment_result", str),
+                      ("upcoming_invoice_days", int), ("account_name", str),
+                      ("seller_country", str), ("account_vat_id", str)):
         if key in data:
             setattr(settings, key, kind(data[key]))
     return 200, _config_view(settings)
@@ -144,11 +175,14 @@ def resend(emulator, data, base_url, event_id):
 
 @route("POST", "/checkout/(?P<session_id>[^/]+)/pay")
 def pay_checkout(emulator, data, base_url, session_id):
-    """Pay without a browser. {"outcome": "paid"|"delayed"|"declined", "email": ...}"""
+    """Pay without a browser: {"outcome": "paid"|"delayed"|"declined", "email": ..., and what
+    a business buyer enters: "name", "business_name", "line1", "line2", "postal_code", "city",
+    "state", "country" (or "address": {...}), "tax_id" (its type follows from the value, or
+    "tax_id_type")}."""
     with emulator.action(base_url) as ctx:
         session = ctx.store.require("checkout.session", session_id)
-        checkout.complete(ctx, session, data.get("outcome", "paid"), email=data.get("email"),
-                          name=data.get("name"))
+        checkout.complete(ctx, session, data.get("outcome", "paid"),
+                          details=checkout.BuyerDetails.from_fields(data))
         result = {"session": _render(emulator, session),
                   "redirect_url": checkout.success_redirect(session)}
     return 200, result
@@ -228,6 +262,12 @@ def trial_will_end(emulator, data, base_url, sid):
     return _with_subscription(emulator, base_url, sid, change)
 
 
+@route("POST", "/subscriptions/(?P<sid>[^/]+)/upcoming")
+def upcoming_notice(emulator, data, base_url, sid):
+    """Send invoice.upcoming for the next renewal now (whatever the interval and date)."""
+    return _with_subscription(emulator, base_url, sid, upcoming.notify)
+
+
 # -- payments --------------------------------------------------------------------------
 
 @route("POST", "/customers/(?P<cid>[^/]+)/card")
@@ -251,7 +291,8 @@ def set_card(emulator, data, base_url, cid):
 
 @route("POST", "/invoices/(?P<invoice_id>[^/]+)/pay")
 def pay_invoice(emulator, data, base_url, invoice_id):
-    """Retry an open invoice with the customer's card ({"force": true}: it succeeds anyway).
+    """Retry an open invoice with the customer's card ({"force": true}: it succeeds anyway);
+    a sent invoice (collection_method=send_invoice) is paid by the bank transfer arriving.
 
     A paid invoice ends past_due and applies a pending update (pending_if_incomplete).
     """
@@ -261,8 +302,8 @@ def pay_invoice(emulator, data, base_url, invoice_id):
             raise StripeError(400, f"Invoice is already {invoice['status']}.",
                               code="invoice_not_open" if invoice["status"] != "paid"
                               else "invoice_already_paid")
-        if data.get("force"):
-            billing.pay_invoice(ctx, invoice)
+        if data.get("force") or invoice["collection_method"] == "send_invoice":
+            billing.pay_invoice(ctx, invoice)  # the card is not involved: paid as such
             decline = None
         else:
             decline = billing.collect(ctx, invoice)
@@ -276,38 +317,10 @@ def pay_invoice(emulator, data, base_url, invoice_id):
 
 @route("POST", "/clock/advance")
 def advance_clock(emulator, data, base_url):
-    """Move the account's clock forward and let due things happen, in time order."""
+    """Move the account's clock forward and let due things happen, in time order (clock.py)."""
     seconds = int(data.get("seconds", 0))
     if seconds < 0:
         raise StripeError(400, "The clock only moves forward.", param="seconds")
     with emulator.action(base_url) as ctx:
-        store = ctx.store
-        store.clock_offset += seconds
-        now = store.now()
-        for session in store.all("checkout.session"):
-            if session["status"] == "open" and session["expires_at"] <= now:
-                checkout.expire(ctx, session)
-        for sub in reversed(store.all("subscription")):
-            _catch_up(ctx, sub, now)
+        now = clock.advance(ctx, seconds)
     return 200, {"now": now, "clock_offset": ctx.store.clock_offset}
-
-
-def _catch_up(ctx, sub, now):
-    while sub["status"] not in billing.ENDED:
-        items = billing.items_of(ctx, sub)
-        if not items:
-            return
-        period_end = items[0]["current_period_end"]
-        if (sub["status"] == "trialing" and sub["trial_end"]
-                and not sub.get("_trial_will_end_sent") and sub["trial_end"] - 3 * 86400 <= now):
-            sub["_trial_will_end_sent"] = True
-            ctx.events.emit("customer.subscription.trial_will_end", sub)
-        if period_end > now:
-            return
-        if sub["cancel_at_period_end"] or (sub["cancel_at"] and sub["cancel_at"] <= now):
-            # Ends at the period end (or cancel_at); canceled_at keeps the request time.
-            billing.cancel(ctx, sub, at=sub["cancel_at"] or period_end)
-            return
-        if sub["status"] in ("past_due", "unpaid", "incomplete"):
-            return  # dunning is driven explicitly through /fail_payment, /pay, /advance
-        billing.renew(ctx, sub, succeeded=None)  # the customer's card decides

@@ -24,6 +24,16 @@ class Settings:
     async_payment_delay_seconds: float = 10.0
     async_payment_result: str = "succeeded"
     api_key: str | None = None         # if set, only this secret key is accepted
+    # The emulated account: a German company, so Stripe Tax charges German VAT at home, the
+    # other EU countries' VAT (OSS) or reverse charge, and nothing outside the EU (tax.py).
+    account_name: str = "SecureMailMerge GmbH"
+    seller_country: str = "DE"
+    account_address: dict = field(default_factory=lambda: {
+        "line1": "Musterstraße 1", "line2": None, "postal_code": "10115", "city": "Berlin",
+        "state": None, "country": "DE"})
+    account_vat_id: str = "DE123456789"
+    # invoice.upcoming goes out this many days before a yearly subscription renews.
+    upcoming_invoice_days: int = 30
 
 
 @dataclass

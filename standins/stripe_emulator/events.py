@@ -25,13 +25,15 @@ class EventBatch:
     def snapshot(self, record):
         return render(self.store, record, legacy=self.settings.legacy_shapes)
 
-    def emit(self, event_type, record, previous=None):
+    def emit(self, event_type, record, previous=None, current=None):
         """Record an event for ``record``'s current state.
 
         ``previous`` is the snapshot taken before the change; the top-level fields that
         differ become ``data.previous_attributes``, as in Stripe's ``*.updated`` events.
+        ``current`` replaces the snapshot of ``record`` (an object that is not stored, such
+        as the invoice preview in ``invoice.upcoming``).
         """
-        current = self.snapshot(record)
+        current = self.snapshot(record) if current is None else current
         data = {"object": current}
         if previous is not None:
             data["previous_attributes"] = {

@@ -5,14 +5,9 @@ embeds by default and what the caller expands. Keys starting with "_" are the em
 own bookkeeping and never leave the process.
 """
 
+import copy
+
 from .store import Store
-
-_ADDRESS = {"city": None, "country": None, "line1": None, "line2": None,
-            "postal_code": None, "state": None}
-
-
-def _address():
-    return dict(_ADDRESS)
 
 
 def product(store, *, name, product_id=None, description=None, metadata=None, active=True):
@@ -28,13 +23,13 @@ def product(store, *, name, product_id=None, description=None, metadata=None, ac
 
 def price(store, *, product_id, currency, unit_amount=None, billing_scheme="per_unit",
           tiers=None, tiers_mode=None, recurring=None, lookup_key=None, nickname=None,
-          metadata=None, active=True):
+          metadata=None, active=True, tax_behavior="unspecified"):
     return {
         "id": Store.new_id("price_"), "object": "price", "active": active,
         "billing_scheme": billing_scheme, "created": store.now(), "currency": currency,
         "custom_unit_amount": None, "livemode": False, "lookup_key": lookup_key,
         "metadata": metadata or {}, "nickname": nickname, "product": product_id,
-        "recurring": recurring, "tax_behavior": "unspecified", "tiers_mode": tiers_mode,
+        "recurring": recurring, "tax_behavior": tax_behavior, "tiers_mode": tiers_mode,
         "transform_quantity": None, "type": "recurring" if recurring else "one_time",
         "unit_amount": unit_amount,
         "unit_amount_decimal": None if unit_amount is None else str(unit_amount),
@@ -122,6 +117,7 @@ def checkout_session(store, *, base_url, mode, line_items, success_url, cancel_u
         "setup_intent": None, "shipping_address_collection": None, "shipping_cost": None,
         "shipping_options": [], "status": "open", "submit_type": None, "subscription": None,
         "success_url": success_url,
+        "tax_id_collection": {"enabled": False, "required": "never"},
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
         "ui_mode": "hosted_page", "url": f"{base_url}/checkout/{session_id}",
         "wallet_options": None,
@@ -142,27 +138,29 @@ def checkout_line_item(price_record, quantity, amount, description):
 
 
 def subscription(store, *, customer_id, currency, status, metadata, trial_start=None,
-                 trial_end=None, description=None):
+                 trial_end=None, description=None, collection_method="charge_automatically",
+                 days_until_due=None, payment_settings=None, automatic_tax=False):
     now = store.now()
     return {
         "id": Store.new_id("sub_"), "object": "subscription", "application": None,
         "application_fee_percent": None,
-        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "automatic_tax": subscription_automatic_tax(automatic_tax),
         "billing_cycle_anchor": trial_end or now, "billing_cycle_anchor_config": None,
         "billing_mode": {"type": "classic"}, "billing_schedules": [],
         "billing_thresholds": None, "cancel_at": None, "cancel_at_period_end": False,
         "canceled_at": None,
         "cancellation_details": {"comment": None, "feedback": None, "reason": None},
-        "collection_method": "charge_automatically", "created": now, "currency": currency,
-        "customer": customer_id, "customer_account": None, "days_until_due": None,
+        "collection_method": collection_method, "created": now, "currency": currency,
+        "customer": customer_id, "customer_account": None, "days_until_due": days_until_due,
         "default_payment_method": None, "default_source": None, "default_tax_rates": [],
         "description": description, "discounts": [], "ended_at": None,
         "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
         "latest_invoice": None, "livemode": False, "managed_payments": None,
         "metadata": metadata, "next_pending_invoice_item_invoice": None,
         "on_behalf_of": None, "pause_collection": None,
-        "payment_settings": {"payment_method_options": None, "payment_method_types": None,
-                             "save_default_payment_method": "off"},
+        "payment_settings": payment_settings or {
+            "payment_method_options": None, "payment_method_types": None,
+            "save_default_payment_method": "off"},
         "pending_invoice_item_interval": None, "pending_setup_intent": None,
         "pending_update": None, "schedule": None, "start_date": now, "status": status,
         "test_clock": None, "transfer_data": None, "trial_end": trial_end,
@@ -171,6 +169,22 @@ def subscription(store, *, customer_id, currency, status, metadata, trial_start=
         "_items": [],               # subscription_item ids, in order
         "_pending_prorations": [],  # invoice lines waiting for the next invoice
     }
+
+
+def subscription_automatic_tax(enabled):
+    return {"disabled_reason": None, "enabled": bool(enabled),
+            "liability": {"type": "self"} if enabled else None}
+
+
+# Every payment method Stripe lists under payment_method_options; unset ones are null.
+PAYMENT_METHOD_OPTION_KEYS = ("acss_debit", "bancontact", "card", "customer_balance", "konbini",
+                              "payto", "pix", "sepa_debit", "upi", "us_bank_account")
+
+
+def payment_method_options(customer_balance=None):
+    options: dict = dict.fromkeys(PAYMENT_METHOD_OPTION_KEYS)
+    options["customer_balance"] = customer_balance
+    return options
 
 
 def subscription_item(store, *, subscription_id, price_id, quantity, period_start,
@@ -185,7 +199,8 @@ def subscription_item(store, *, subscription_id, price_id, quantity, period_star
 
 
 def invoice(store, *, customer_record, subscription_record, billing_reason, lines,
-            period_start, period_end, base_url):
+            period_start, period_end, base_url, account_name="SecureMailMerge GmbH",
+            account_country="DE"):
     invoice_id = Store.new_id("in_")
     total = sum(line["amount"] for line in lines)
     for line in lines:
@@ -194,8 +209,8 @@ def invoice(store, *, customer_record, subscription_record, billing_reason, line
     customer_record["next_invoice_sequence"] += 1
     now = store.now()
     return {
-        "id": invoice_id, "object": "invoice", "account_country": "DE",
-        "account_name": "SecureMailMerge (Stripe emulator)", "account_tax_ids": None,
+        "id": invoice_id, "object": "invoice", "account_country": account_country,
+        "account_name": account_name, "account_tax_ids": None,
         "amount_due": max(total, 0), "amount_overpaid": 0, "amount_paid": 0,
         "amount_paid_off_stripe": 0, "amount_remaining": max(total, 0), "amount_shipping": 0,
         "application": None,
@@ -203,12 +218,13 @@ def invoice(store, *, customer_record, subscription_record, billing_reason, line
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None,
                           "provider": None, "status": None},
         "automatically_finalizes_at": None, "billing_reason": billing_reason,
-        "collection_method": "charge_automatically", "created": now,
+        "collection_method": subscription_record["collection_method"], "created": now,
         "currency": subscription_record["currency"], "custom_fields": None,
         "customer": customer_record["id"], "customer_account": None,
         "customer_address": customer_record["address"],
         "customer_email": customer_record["email"], "customer_name": customer_record["name"],
-        "customer_phone": None, "customer_shipping": None, "customer_tax_exempt": "none",
+        "customer_phone": None, "customer_shipping": None,
+        "customer_tax_exempt": customer_record["tax_exempt"],
         "customer_tax_ids": [], "default_payment_method": None, "default_source": None,
         "default_tax_rates": [], "description": None, "discounts": [], "due_date": None,
         "effective_at": None, "ending_balance": None, "footer": None, "from_invoice": None,
@@ -220,8 +236,12 @@ def invoice(store, *, customer_record, subscription_record, billing_reason, line
         "parent": {"quote_details": None, "type": "subscription_details",
                    "subscription_details": {"metadata": dict(subscription_record["metadata"]),
                                             "subscription": subscription_record["id"]}},
-        "payment_settings": {"default_mandate": None, "payment_method_options": None,
-                             "payment_method_types": None},
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": copy.deepcopy(
+                subscription_record["payment_settings"]["payment_method_options"]),
+            "payment_method_types": copy.deepcopy(
+                subscription_record["payment_settings"]["payment_method_types"])},
         "period_end": period_end, "period_start": period_start,
         "post_payment_credit_notes_amount": 0, "pre_payment_credit_notes_amount": 0,
         "receipt_number": None,
@@ -264,6 +284,38 @@ def invoice_line(*, subscription_id, item_record, price_record, quantity, amount
                     "unit_amount_decimal": str(unit_amount)},
         "quantity": quantity, "quantity_decimal": str(quantity),
         "subscription": subscription_id, "subtotal": amount, "taxes": [],
+    }
+
+
+def tax_rate(store, *, country, percentage, tax_type, display_name):
+    """A tax rate as Stripe Tax creates them for automatic tax (tax-exclusive, per country)."""
+    return {
+        "id": Store.new_id("txr_"), "object": "tax_rate", "active": True, "country": country,
+        "created": store.now(), "description": None, "display_name": display_name,
+        "effective_percentage": float(percentage), "flat_amount": None, "inclusive": False,
+        "jurisdiction": country, "jurisdiction_level": "country", "livemode": False,
+        "metadata": {}, "percentage": float(percentage), "rate_type": "percentage",
+        "state": None, "tax_type": tax_type,
+    }
+
+
+def tax_id(store, *, customer_id, tax_type, value, country, verification):
+    return {
+        "id": Store.new_id("txi_"), "object": "tax_id", "country": country,
+        "created": store.now(), "customer": customer_id, "customer_account": None,
+        "livemode": False,
+        "owner": {"customer": customer_id, "customer_account": None, "type": "customer"},
+        "type": tax_type, "value": value, "verification": verification,
+    }
+
+
+def funding_instructions(*, country, currency, iban):
+    """Customer balance funding instructions: one virtual IBAN for SEPA credit transfers."""
+    return {
+        "object": "funding_instructions", "bank_transfer": {
+            "country": country, "type": "eu_bank_transfer",
+            "financial_addresses": [{"type": "iban", "iban": iban, "supported_networks": ["sepa"]}]},
+        "currency": currency, "funding_type": "bank_transfer", "livemode": False,
     }
 
 

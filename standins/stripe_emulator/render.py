@@ -116,6 +116,17 @@ def _virtual(store, record, key):
             data.append(line)
         return {"object": "list", "data": data, "has_more": False,
                 "url": f"/v1/checkout/sessions/{record['id']}/line_items"}
+    if kind == "customer" and key == "tax_ids":
+        ids = list(reversed(record.get("_tax_ids") or []))
+        return {"object": "list", "data": [render(store, store.get("tax_id", i)) for i in ids],
+                "has_more": False, "url": f"/v1/customers/{record['id']}/tax_ids"}
+    if kind == "customer" and key == "tax":
+        country = (record.get("address") or {}).get("country")
+        return {"automatic_tax": "supported" if country else "unrecognized_location",
+                "ip_address": None,
+                "location": {"country": country, "source": "billing_address", "state": None}
+                if country else None,
+                "provider": "stripe"}
     return _NOT_VIRTUAL
 
 
@@ -179,10 +190,22 @@ def to_legacy(obj):
         obj["paid"] = obj.get("status") == "paid"
         obj["charge"] = None
         obj["payment_intent"] = None
+        obj["total_tax_amounts"] = _legacy_taxes(obj.pop("total_taxes", None))
+        obj["tax"] = sum(t["amount"] for t in obj["total_tax_amounts"]) if obj[
+            "total_tax_amounts"] else None
     elif kind == "line_item" and isinstance(obj.get("parent"), dict):
         details = obj.pop("parent").get("subscription_item_details") or {}
         obj["type"] = "subscription"
         obj["proration"] = details.get("proration", False)
         obj["subscription_item"] = details.get("subscription_item")
         obj["subscription"] = details.get("subscription")
+        obj["tax_amounts"] = _legacy_taxes(obj.pop("taxes", None))
     return obj
+
+
+def _legacy_taxes(taxes):
+    """total_taxes/taxes (2025-03-31 and later) as the older total_tax_amounts/tax_amounts."""
+    return [{"amount": t["amount"], "inclusive": t["tax_behavior"] == "inclusive",
+             "tax_rate": (t.get("tax_rate_details") or {}).get("tax_rate"),
+             "taxability_reason": t["taxability_reason"], "taxable_amount": t["taxable_amount"]}
+            for t in taxes or []]

@@ -28,11 +28,15 @@ PREFIXES = {
     "evt_": "event",
     "bps_": "billing_portal.session",
     "bpc_": "billing_portal.configuration",
+    "txi_": "tax_id",
+    "txr_": "tax_rate",
 }
 _NAMES = {
     "checkout.session": "checkout.session",
     "subscription_item": "subscription item",
     "billing_portal.configuration": "configuration",
+    "tax_id": "tax id",
+    "tax_rate": "tax rate",
 }
 
 

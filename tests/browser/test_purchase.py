@@ -13,12 +13,25 @@ from tests.licenses_support import idp_person
 pytestmark = pytest.mark.browser
 
 
+def fill_business_details(page, *, company: str = "Contoso GmbH", country: str = "DE",
+                          vat_id: str = "", po_number: str = "") -> None:
+    """An organisation's business details on the purchase page (required whichever way it pays)."""
+    page.locator("#bd-company").fill(company)
+    page.locator("#bd-line1").fill("Hauptstraße 1" if country == "DE" else "Mariahilfer Straße 1")
+    page.locator("#bd-postal_code").fill("80331" if country == "DE" else "1060")
+    page.locator("#bd-city").fill("München" if country == "DE" else "Wien")
+    page.locator("#bd-country").select_option(country)
+    page.locator("#bd-vat_id").fill(vat_id)
+    page.locator("#bd-po_number").fill(po_number)
+
+
 def test_checkout_is_for_the_number_on_screen_even_without_updating_the_price(page, stack):
     """Typing 12 and going straight to payment must not check out the 10 the page was rendered with."""
     buyer = new_user(stack.identity_provider)["preferred_username"]
     sign_in(page, stack, buyer, next_path="/api/purchase?quantity=10")
     expect(page.locator("#quote")).to_contain_text("10 × 4.80 €")
     page.get_by_label("Number of licenses").fill("12")
+    fill_business_details(page)
     page.get_by_role("button", name="Continue to secure payment").click()
     page.wait_for_url("**/checkout/**")
     assert "57.60" in page.content() or "57,60" in page.content()
@@ -36,6 +49,7 @@ def test_buy_12_licenses_and_land_on_the_setup_page(page, stack):
     page.get_by_label("Number of licenses").fill("12")
     page.get_by_role("button", name="Update price").click()
     expect(page.locator("#quote")).to_have_text("12 × 4.80 € = 57.60 € per month (plus applicable tax).")
+    fill_business_details(page)
     page.get_by_role("button", name="Continue to secure payment").click()
 
     page.wait_for_url("**/checkout/**")
@@ -78,6 +92,7 @@ def test_out_of_range_quantity_is_explained(page, stack):
 
 def test_cancelled_checkout_returns_to_the_purchase_page(page, stack):
     sign_in(page, stack, "bob@contoso.example", next_path="/api/purchase")
+    fill_business_details(page)
     page.get_by_role("button", name="Continue to secure payment").click()
     page.wait_for_url("**/checkout/**")
     page.get_by_role("button", name="Cancel").click()

@@ -24,7 +24,7 @@ def test_sign_in_see_my_subscriptions_switch_to_german_and_sign_out(page, stack)
     session = cookies["smm_session"]  # http://localhost: no __Host- prefix, no Secure
     assert session["httpOnly"] and session["sameSite"] == "Lax" and not session["secure"]
 
-    page.get_by_role("link", name="DE").click()
+    page.get_by_role("link", name="Deutsch").click()
     expect(page.get_by_role("heading", name="Meine Abonnements")).to_be_visible()
     assert page.locator("html").get_attribute("lang") == "de"
 

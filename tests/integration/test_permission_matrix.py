@@ -129,7 +129,7 @@ PRODUCT_RULES: tuple[tuple[str, frozenset[str] | None, str], ...] = (
     (r"/licenses([./].*)?", None, ASSIGN),  # assign, revoke, reassign
     (r"/audit([./].*)?", frozenset({"GET"}), VIEW),
     (r"/quantity(/.*)?", None, QUANTITY),
-    (r"/(billing|billing-portal|invoices|payment-method|payment)(/.*)?", None, BILLING),
+    (r"/(billing|billing-portal|billing-settings|invoices|payment-method|payment)(/.*)?", None, BILLING),
 )
 OVERRIDES: dict[str, str] = {}
 
@@ -385,6 +385,7 @@ def test_the_matrix_sees_the_subscription_routes():
     assert {"quantity_page", "quantity_form", "billing_page", "billing_portal_form", "cancellation_page",
             "cancellation_form", "undo_cancellation_form", "api_preview_quantity", "api_change_quantity",
             "api_list_invoices", "api_billing_portal", "api_schedule_cancellation", "api_undo_cancellation"} <= names
+    assert {"api_e_invoice", "e_invoice_download"} <= names  # under the /invoices rule: billing.manage
     assert {"merge_page", "merge_form", "api_merge_candidates", "api_start_merge", "api_merge_progress"} <= names
     assert {r.gate for r in routes} == {"api", "page"}
     undeclared = [str(r) for r in routes if r.permission not in KNOWN_PERMISSIONS]

@@ -402,7 +402,9 @@ def test_the_purchase_page_offers_adding_licenses_and_buys_separately_only_when_
     status, _, html = _page(stack, "GET", "/api/purchase?separate=1&quantity=5", cookie)
     assert 'id="checkout"' in html and 'name="separate" value="1"' in html
     status, headers, _ = _page(stack, "POST", "/api/purchase", cookie, {
-        "csrf_token": csrf, "kind": "organisation", "quantity": "5", "attempt": "a2", "separate": "1"})
+        "csrf_token": csrf, "kind": "organisation", "quantity": "5", "attempt": "a2", "separate": "1",
+        "company": "Contoso GmbH", "line1": "Hauptstraße 1", "postal_code": "80331", "city": "München",
+        "country": "DE"})
     assert status == 303 and "/checkout/" in headers["Location"]
     # Someone who may not change the quantity buys as before.
     cookie, _ = _session(stack, team.billing.person)

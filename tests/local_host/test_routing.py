@@ -1,4 +1,4 @@
-"""Route templates without a server: the Functions host's matching rules."""
+"""Route templates without a server: the Functions host's matching rules and route order."""
 import pytest
 
 from local_host.routing import MethodNotAllowed, RouteMatch, RouteTable, RouteTemplateError
@@ -47,6 +47,24 @@ def test_no_match(table, path):
 
 def test_wrong_method_lists_allowed_methods(table):
     assert table.match("POST", "/api/items/abc") == MethodNotAllowed(["GET", "PUT"])
+
+
+def test_the_function_named_first_wins_not_the_most_specific_template():
+    """Azure sorts functions by name (case-insensitive) and takes the first route that matches."""
+    table = RouteTable("api")
+    table.add("items/latest", ["GET"], "latest", name="Item_Latest")
+    table.add("items/{name}", ["GET"], "by name", name="item_by_name")
+    table.add("{*path}", None, "catch-all", name="zz_not_found")
+    assert table.match("GET", "/api/items/latest") == RouteMatch("by name", {"name": "latest"})
+    # Named last, a catch-all gets only what no other route takes ...
+    assert table.match("GET", "/api/other/page") == RouteMatch("catch-all", {"path": "other/page"})
+    assert table.match("GET", "/api") == RouteMatch("catch-all", {})
+    # ... including another method on a route (the method is a constraint of the route).
+    assert table.match("DELETE", "/api/items/latest") == RouteMatch("catch-all", {"path": "items/latest"})
+    named_first = RouteTable("api")
+    named_first.add("{*path}", None, "catch-all", name="catch_all")
+    named_first.add("items/latest", ["GET"], "latest", name="item_latest")
+    assert named_first.match("GET", "/api/items/latest") == RouteMatch("catch-all", {"path": "items/latest"})
 
 
 def test_empty_prefix():

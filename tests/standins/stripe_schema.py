@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from decimal import Decimal
 from typing import Any
 
 SCHEMA_FILE = pathlib.Path(__file__).with_name("stripe_schemas") / "components.json"
@@ -125,3 +126,30 @@ class _Check:
             elif (self.undocumented and properties and extra is not True
                   and key not in self.allowed_extra.get(name, set())):
                 self.found.append(f"{path}: {key!r} is not a documented property of {name}")
+
+
+# Keys Stripe still sends although the vendored (2026-07-29.dahlia) schemas no longer declare
+# them; each is also in Stripe's own fixtures (openapi/fixtures3.json).
+STILL_SENT = {"subscription_item": {"plan"}, "product": {"type"},
+              "recurring": {"trial_period_days"}}
+
+
+def wire(obj: Any) -> Any:
+    """The JSON the emulator sent: the SDK turns `decimal` strings into Decimal; undo that."""
+    if hasattr(obj, "to_dict"):
+        obj = obj.to_dict()
+    if isinstance(obj, dict):
+        return {key: wire(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [wire(value) for value in obj]
+    return str(obj) if isinstance(obj, Decimal) else obj
+
+
+_SCHEMAS: list[StripeSchemas] = []
+
+
+def assert_stripe_shape(obj: Any, schema_name: str) -> None:
+    """Valid against the vendored schema, and no key the schema does not know."""
+    if not _SCHEMAS:
+        _SCHEMAS.append(StripeSchemas())
+    _SCHEMAS[0].assert_valid(wire(obj), schema_name, undocumented=True, allowed_extra=STILL_SENT)

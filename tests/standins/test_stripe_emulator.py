@@ -80,7 +80,19 @@ def test_shapes_have_every_key_of_stripe_fixtures(stripe_env):
     portal = stripe_env.client.v1.billing_portal.sessions.create(params={
         "customer": sub.customer, "return_url": "https://app.example/billing",
         "configuration": configuration.id})
+    customer = stripe_env.client.v1.customers.create(params={
+        "address": {"country": "DE"}, "tax_id_data": [{"type": "eu_vat", "value": "DE123456789"}]})
+    taxed = stripe_env.client.v1.subscriptions.create(params={
+        "customer": customer.id, "items": [{"price": stripe_env.price_id}],
+        "automatic_tax": {"enabled": True}})
+    tax_rate = raw(f"/v1/invoices/{taxed.latest_invoice}")["total_taxes"][0]["tax_rate_details"]
+    funding = stripe_env.client.v1.customers.funding_instructions.create(customer.id, params={
+        "funding_type": "bank_transfer", "currency": "eur",
+        "bank_transfer": {"type": "eu_bank_transfer", "eu_bank_transfer": {"country": "DE"}}})
     produced = {
+        "tax_rate": raw(f"/v1/tax_rates/{tax_rate['tax_rate']}"),
+        "tax_id": raw(f"/v1/customers/{customer.id}/tax_ids")["data"][0],
+        "funding_instructions": funding.to_dict(),
         "product": raw("/v1/products/securemailmerge"),
         "price": raw(f"/v1/prices/{stripe_env.price_id}"),
         "customer": raw(f"/v1/customers/{sub.customer}"),
@@ -128,7 +140,7 @@ def test_bootstrap_is_idempotent_and_scriptable(stripe_env):
          "--api-base", stripe_env.url], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert output.returncode == 0, output.stderr
     assert output.stdout.strip() == stripe_env.price_id
-    assert len(stripe_env.client.v1.prices.list().data) == 1
+    assert len(stripe_env.client.v1.prices.list().data) == 2  # monthly and yearly
 
 
 @pytest.mark.parametrize("quantity,total", [(1, 600), (9, 5400), (10, 4800), (12, 5760)])

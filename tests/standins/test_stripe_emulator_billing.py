@@ -19,30 +19,10 @@ import stripe
 
 from standins.stripe_emulator.bootstrap import TIERS
 from tests.standins.stripe_fixtures import STRIPE_TEST_KEY
-from tests.standins.stripe_schema import StripeSchemas
+from tests.standins.stripe_schema import STILL_SENT, StripeSchemas, assert_stripe_shape, wire
 
 SCHEMAS = StripeSchemas()
 DAY = 86400
-# Keys Stripe still sends although the vendored (2026-07-29.dahlia) schemas no longer declare
-# them; each is also in Stripe's own fixtures (openapi/fixtures3.json).
-STILL_SENT = {"subscription_item": {"plan"}, "product": {"type"},
-              "recurring": {"trial_period_days"}}
-
-
-def wire(obj):
-    """The JSON the emulator sent: the SDK turns `decimal` strings into Decimal; undo that."""
-    if hasattr(obj, "to_dict"):
-        obj = obj.to_dict()
-    if isinstance(obj, dict):
-        return {key: wire(value) for key, value in obj.items()}
-    if isinstance(obj, list):
-        return [wire(value) for value in obj]
-    return str(obj) if isinstance(obj, Decimal) else obj
-
-
-def assert_stripe_shape(obj, schema_name):
-    """Valid against the vendored schema, and no key the schema does not know."""
-    SCHEMAS.assert_valid(wire(obj), schema_name, undocumented=True, allowed_extra=STILL_SENT)
 
 
 # -- independent arithmetic -------------------------------------------------------------------
@@ -365,7 +345,8 @@ def test_portal_configuration_and_session_show_only_enabled_features(sdk, webhoo
     assert refused.status_code == 403
     assert stripe.Subscription.retrieve(sub.id).cancel_at_period_end is False
     sdk.wait_for_webhooks()
-    assert types(webhook_receiver) == ["customer.updated"]
+    assert types(webhook_receiver) == ["customer.updated", "customer.tax_id.created"]
+    assert [t.value for t in stripe.Customer.list_tax_ids(sub.customer).data] == ["DE123456789"]
 
 
 def test_portal_with_cancellation_enabled_cancels_at_period_end(sdk):

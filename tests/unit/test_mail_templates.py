@@ -24,6 +24,15 @@ SAMPLE_PARAMS = {
     "scheduled": True,
     "ends_on": "2026-12-24",
     "before": 8,
+    "number": "SMM-0007",
+    "total": "57.60 €",
+    "due_date": "2026-12-31",
+    "by_transfer": True,
+    "hosted_invoice_url": "https://invoice.stripe.example/in_1",
+    "invoice_pdf": "https://invoice.stripe.example/in_1/pdf",
+    "po_number": "PO-4711",
+    "renews_on": "2027-01-01",
+    "amount": "691.20 €",
 }
 
 

@@ -95,7 +95,7 @@ class FakeStripe:
         self._check()
         return copy.deepcopy(self.sub)
 
-    def seat_price(self) -> SeatPrice:
+    def seat_price(self, interval: str = "month") -> SeatPrice:
         return SeatPrice("price_1", "eur", "month", tuple(PriceTier(u, a) for u, a in TIERS))
 
     def preview_quantity(self, subscription_id: str, customer_id: str, item_id: str, quantity: int, *,

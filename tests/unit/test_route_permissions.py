@@ -29,6 +29,8 @@ def test_the_enumeration_sees_the_subscription_routes(http_functions):
     names = {f["name"] for f in _subscription_routes(http_functions)}
     assert {"subscription_page", "licenses_page", "assign_form", "api_list_licenses", "api_assign_licenses",
             "api_audit", "audit_page"} <= names
+    # The e-invoice downloads (billing.manage): the JSON API's and the billing page's links.
+    assert {"api_e_invoice", "e_invoice_download"} <= names
 
 
 def test_every_subscription_route_declares_a_permission_through_the_gate(http_functions):
@@ -59,3 +61,18 @@ def test_state_changing_routes_need_more_than_viewing_and_forms_check_csrf(http_
             assert f["permission"] != access.SUBSCRIPTION_VIEW, f["name"]
             if f["gate"] == "page":
                 assert f["csrf"] is True, f"{f['name']}: a state-changing form must check the CSRF token"
+
+
+def test_finance_settings_need_billing_manage_and_the_form_checks_csrf(http_functions):
+    # PRODUCT.md capability 4: billing details belong to `billing.manage` (the owner holds it too).
+    by_name = {f["name"]: f for f in http_functions}
+    expected = {
+        "api_billing_settings": ("GET", "v1/subscriptions/{subscription_id}/billing-settings", "api"),
+        "api_change_billing_settings": ("PUT", "v1/subscriptions/{subscription_id}/billing-settings", "api"),
+        "billing_settings_form": ("POST", "subscriptions/{subscription_id}/billing/settings", "page"),
+    }
+    for name, (method, route, gate) in expected.items():
+        found = by_name[name]
+        assert (found["methods"], found["route"], found["gate"], found["permission"]) == (
+            [method], route, gate, access.BILLING_MANAGE), name
+    assert by_name["billing_settings_form"]["csrf"] is True
