@@ -37,7 +37,7 @@ def is_api_path(path: str) -> bool:
 
 
 @bp.function_name(FUNCTION_NAME)
-@bp.route(route="{*path}", auth_level=func.AuthLevel.ANONYMOUS)  # every method: Azure has no 405 either
+@bp.route(route="{*path}", auth_level=func.AuthLevel.ANONYMOUS)  # every method (another on a page: 404)
 @when_configured
 def not_found(req: func.HttpRequest) -> func.HttpResponse:
     path = req.route_params.get("path") or ""
