@@ -27,7 +27,7 @@ from services import access, bootstrap, e_invoice_documents
 from services.e_invoice import PROFILES, EInvoiceUnavailable
 from services.e_invoice_documents import InvoiceNotFound, NotConfigured
 from services.i18n import translator
-from services.mail.render import Attachment
+from services.mail.message import Attachment
 from services.subscription import Subscription
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,7 @@ def send_email(msg: func.QueueMessage, context: func.Context) -> None:
     from adapters.mail_senders import sender_for
     from services import invoice_attachments
     from services.mail.delivery import deliver
-    from services.mail.message import MailMessage
-    from services.mail.render import Attachment
+    from services.mail.message import Attachment, MailMessage
 
     settings = bootstrap.settings()
 

@@ -32,7 +32,7 @@ from services.e_invoice import (
     from_stripe_invoice,
     tax_rate_ids,
 )
-from services.mail.render import Attachment
+from services.mail.message import Attachment
 from services.settings import Settings
 from services.subscription import Subscription
 

@@ -17,8 +17,7 @@ from adapters.stripe_gateway import StripeGateway, StripeNotFound
 from services.e_invoice import EInvoiceUnavailable
 from services.e_invoice_documents import NotConfigured, e_invoice_documents
 from services.mail.delivery import UndeliverableMessage
-from services.mail.message import MailMessage
-from services.mail.render import Attachment
+from services.mail.message import Attachment, MailMessage
 from services.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from adapters.mail_senders import MailSender
 from adapters.table_storage import SENT_MAIL, ConcurrencyConflict, Row, TableStore
 from services.mail import limits
-from services.mail.message import MailMessage
-from services.mail.render import Attachment, render
+from services.mail.message import Attachment, MailMessage
+from services.mail.render import render
 from services.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -25,6 +26,16 @@ Template = Literal[
     "renewal_reminder",
 ]
 Language = Literal["en", "de"]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a mail (an invoice PDF, an e-invoice XML). Fetched when the mail is sent, never
+    queued: a queue message holds at most 64 KiB."""
+
+    filename: str
+    content_type: str
+    content: bytes
 
 
 class MailLimit(BaseModel):

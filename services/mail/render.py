@@ -12,19 +12,9 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from services.mail.message import MailMessage
+from services.mail.message import Attachment, MailMessage
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "mail"
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """A file sent with a mail (an invoice PDF, an e-invoice XML). Fetched when the mail is sent, never
-    queued: a queue message holds at most 64 KiB."""
-
-    filename: str
-    content_type: str
-    content: bytes
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from playwright.sync_api import expect
 from services import seat_assignment
 from services.seat_listing import CSV_COLUMNS
 from tests.browser.conftest import sign_in
+from tests.builders import purchased_subscription
 from tests.licenses_support import context, idp_person
-from tests.portal_support import bought
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +23,7 @@ OWNER = "admin@contoso.example"
 
 def test_search_finds_every_address_of_a_domain(page, stack):
     owner = idp_person(stack, OWNER)
-    sub = bought(stack, owner, quantity=10)
+    sub = purchased_subscription(stack, owner, quantity=10)
     tag = uuid.uuid4().hex[:6]
     fabrikam = [f"{n}.{tag}@fabrikam.example" for n in ("ana", "ben")]
     seat_assignment.assign(context(stack, person=owner), sub.id,
@@ -40,7 +40,7 @@ def test_search_finds_every_address_of_a_domain(page, stack):
 
 def test_a_pasted_list_and_a_csv_file_are_assigned_together(page, stack):
     owner = idp_person(stack, OWNER)
-    sub = bought(stack, owner, quantity=10)
+    sub = purchased_subscription(stack, owner, quantity=10)
     licenses = f"/api/subscriptions/{sub.id}/licenses"
     tag = uuid.uuid4().hex[:6]
     pasted = [f"{n}.{tag}@contoso.example" for n in ("ida", "jan")]
@@ -62,7 +62,7 @@ def test_a_pasted_list_and_a_csv_file_are_assigned_together(page, stack):
 
 def test_the_german_export_opens_in_columns_in_excel(page, stack):
     owner = idp_person(stack, OWNER)
-    sub = bought(stack, owner, quantity=5)
+    sub = purchased_subscription(stack, owner, quantity=5)
     tag = uuid.uuid4().hex[:6]
     people = [f"{n}.{tag}@contoso.example" for n in ("otto", "paula")]
     seat_assignment.assign(context(stack, person=owner), sub.id, people)

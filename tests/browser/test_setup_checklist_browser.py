@@ -12,9 +12,9 @@ from playwright.sync_api import expect
 from adapters.subscription_repository import SubscriptionRepository
 from services import seat_assignment, subscription_store
 from tests.browser.conftest import sign_in
+from tests.builders import purchased_subscription
 from tests.license_fixtures import new_user, person_of
 from tests.licenses_support import context
-from tests.portal_support import bought
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +24,7 @@ BANNER = "Setup is not finished yet"
 def test_marking_admin_consent_not_needed_ends_the_setup_banner(page, stack):
     user = new_user(stack.identity_provider)
     owner = person_of(user)
-    sub = bought(stack, owner, quantity=3)
+    sub = purchased_subscription(stack, owner, quantity=3)
     # A tenant of its own, so no admin consent is on record for it (other tests grant consent).
     subscription_store.update(stack.storage(), sub.id,
                               lambda current: (replace(current, tenant_id=str(uuid.uuid4())), []))
@@ -59,7 +59,7 @@ def test_marking_admin_consent_not_needed_ends_the_setup_banner(page, stack):
 
 def test_a_step_the_server_decides_cannot_be_marked(page, stack):
     user = new_user(stack.identity_provider)
-    sub = bought(stack, person_of(user), quantity=2)
+    sub = purchased_subscription(stack, person_of(user), quantity=2)
     sign_in(page, stack, user["preferred_username"], next_path=f"/api/subscriptions/{sub.id}/setup")
     # A tampered form: "assign" is done when licenses are assigned, never by a mark.
     page.locator("#step-delegates input[name=step]").evaluate("input => input.value = 'assign'")

@@ -123,6 +123,7 @@ THROUGH, UNAUTHENTICATED, NOT_FOUND, FORBIDDEN = "let through", "unauthenticated
 # rule covers is held to what it declares. OVERRIDES (function name -> permission) for exceptions.
 PRODUCT_RULES: tuple[tuple[str, frozenset[str] | None, str], ...] = (
     (r"(/setup)?", frozenset({"GET"}), SUBSCRIPTION_READ),  # the subscription itself, its checklist
+    (r"/setup/steps", None, OWNER_ONLY),  # marking optional setup steps done or not needed
     (r"/(delegates|owner-transfer|cancel|cancellation)(/.*)?", None, OWNER_ONLY),  # the owner's alone
     (r"/(merge|merges|merge-candidates)(/.*)?", None, OWNER_ONLY),  # merging individual subscriptions
     (r"/licenses([./].*)?", frozenset({"GET"}), LICENSES_READ),  # the list and its exports
