@@ -17,7 +17,6 @@ from services.i18n import format_money, translator
 from services.subscription import Subscription
 
 if TYPE_CHECKING:
-    from services.business_details import InvalidDetails
     from services.purchase import InvalidPurchase
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ def _form_page(web: WebRequest, quantity: int, kind: str, error: str | None = No
     )
 
 
-def _refused(web: WebRequest, exc: InvalidPurchase | InvalidDetails) -> str:
+def _refused(web: WebRequest, exc: InvalidPurchase) -> str:
     """The refusal in the page's language (the exception's English text if no translation exists)."""
     t = translator(web.language)
     if exc.key:
@@ -130,7 +129,8 @@ def purchase_page(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
     from adapters.stripe_gateway import StripeIdempotencyConflict, StripeNotFound, StripeRejected, StripeUnavailable
-    from services.business_details import FORM_FIELDS, InvalidDetails, parse_business_details
+    from services.business_details import FORM_FIELDS, parse_business_details
+    from services.checkout import start_checkout
     from services.fulfilment import fulfil_invoice_purchase
     from services.invoice_purchase import buy_by_invoice
     from services.purchase import (
@@ -139,7 +139,6 @@ def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
         parse_kind,
         parse_payment,
         parse_quantity,
-        start_checkout,
     )
 
     web = WebRequest.of(req)
@@ -177,7 +176,7 @@ def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
         payment = parse_payment(form.get("payment"), kind, quantity, web.settings)
         # An organisation's business details, whichever way it pays (services/business_details.py).
         business = parse_business_details(form) if kind == "organisation" else None
-    except (InvalidPurchase, InvalidDetails) as exc:
+    except InvalidPurchase as exc:
         return again(error=_refused(web, exc), status=400, error_field=exc.field)
     attempt = (form.get("attempt") or secrets.token_urlsafe(16))[:64]
     try:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from adapters.stripe_gateway import StripeGateway
 from services.billing_settings import BillingSettings, InvalidBillingSetting, invoice_custom_fields, parse_settings
+from services.purchase import InvalidPurchase
 from services.vat_id import InvalidVatId, VatId, parse_vat_id
 from services.web_session import Person
 
@@ -38,17 +39,6 @@ FORM_FIELDS = ("company", "line1", "line2", "postal_code", "city", "country", "v
                "cost_centre", "accounting_email")
 
 
-class InvalidDetails(ValueError):
-    """A business detail that cannot be used: `field` names the form field, `key` the translated text
-    (with `params`), the message says it in English."""
-
-    def __init__(self, message: str, *, field: str, key: str, **params: object):
-        super().__init__(message)
-        self.field = field
-        self.key = key
-        self.params = params
-
-
 @dataclass(frozen=True)
 class BusinessDetails:
     company: str
@@ -64,14 +54,14 @@ class BusinessDetails:
 def _line(form: Mapping[str, str], name: str) -> str:
     raw = form.get(name) or ""
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") for ch in raw.strip()):
-        raise InvalidDetails(f"{name}: contains characters that cannot be printed", field=name,
-                             key="purchase.details.error.invalid_characters")
+        raise InvalidPurchase(f"{name}: contains characters that cannot be printed", field=name,
+                              key="purchase.details.error.invalid_characters")
     value = " ".join(raw.split())  # one line, single spaces
     if not value and name in _REQUIRED:
-        raise InvalidDetails(f"{name}: required", field=name, key=f"purchase.details.error.{name}")
+        raise InvalidPurchase(f"{name}: required", field=name, key=f"purchase.details.error.{name}")
     if len(value) > _LIMITS[name]:
-        raise InvalidDetails(f"{name}: at most {_LIMITS[name]} characters", field=name,
-                             key="purchase.details.error.too_long", max=_LIMITS[name])
+        raise InvalidPurchase(f"{name}: at most {_LIMITS[name]} characters", field=name,
+                              key="purchase.details.error.too_long", max=_LIMITS[name])
     return value
 
 
@@ -80,23 +70,23 @@ def parse_business_details(form: Mapping[str, str]) -> BusinessDetails:
     lines = {name: _line(form, name) for name in _LIMITS}
     country = (form.get("country") or "").strip().upper()
     if country not in BILLING_COUNTRIES:
-        raise InvalidDetails("country: choose the country of the billing address", field="country",
-                             key="purchase.details.error.country")
+        raise InvalidPurchase("country: choose the country of the billing address", field="country",
+                              key="purchase.details.error.country")
     vat_id = None
     if (form.get("vat_id") or "").strip():
         try:
             vat_id = parse_vat_id(form["vat_id"])
         except InvalidVatId as exc:
-            raise InvalidDetails(f"vat_id: {exc}", field="vat_id", key=exc.code) from None
+            raise InvalidPurchase(f"vat_id: {exc}", field="vat_id", key=exc.code) from None
         if vat_id.country != country:
-            raise InvalidDetails("vat_id: the VAT ID is from another country than the billing address",
-                                 field="vat_id", key="purchase.details.error.vat_country")
+            raise InvalidPurchase("vat_id: the VAT ID is from another country than the billing address",
+                                  field="vat_id", key="purchase.details.error.vat_country")
     try:
         finance = parse_settings({name: form.get(name) or "" for name in ("po_number", "cost_centre",
                                                                            "accounting_email")}, BillingSettings())
     except InvalidBillingSetting as exc:
-        raise InvalidDetails(str(exc), field=exc.field, key=f"purchase.details.error.{exc.code}",
-                             max=exc.maximum or 0) from None
+        raise InvalidPurchase(str(exc), field=exc.field, key=f"purchase.details.error.{exc.code}",
+                              max=exc.maximum or 0) from None
     return BusinessDetails(country=country, vat_id=vat_id, finance=finance, **lines)
 
 

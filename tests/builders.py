@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 
 from adapters.stripe_gateway import StripeGateway
+from services.checkout import start_checkout
 from services.fulfilment import fulfil
-from services.purchase import Kind, start_checkout
+from services.purchase import Kind
 from services.subscription import Subscription
 from services.web_session import Person
 

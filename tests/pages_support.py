@@ -21,10 +21,11 @@ def signed_in(stack, person: Person) -> tuple[str, str]:
     return f"{cookie_name(stack.settings)}={session.id}", session.csrf_token
 
 
-def page(base_url: str, method: str, path: str, cookie: str | None = None, form: dict | None = None,
+def page(target, method: str, path: str, cookie: str | None = None, form: dict | None = None,
          headers: dict | None = None) -> tuple[int, dict, str]:
-    """(status, headers, body text) of a page request; redirects are returned, not followed. A form post
-    carries the page's own Origin, as a browser's does."""
+    """(status, headers, body text) of a page request to `target` (a stack, or its base URL); redirects are
+    returned, not followed. A form post carries the page's own Origin, as a browser's does."""
+    base_url = getattr(target, "url", target)
     data = urllib.parse.urlencode(form).encode() if form is not None else (b"" if method == "POST" else None)
     request = urllib.request.Request(base_url + path, data=data, method=method, headers=headers or {})
     if data is not None:

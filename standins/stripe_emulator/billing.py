@@ -276,6 +276,11 @@ def renew(ctx, sub, *, succeeded=True):
     if sub["status"] in ENDED:
         raise StripeError(400, "This subscription is no longer active.", param="subscription")
     before = ctx.events.snapshot(sub)
+    from . import schedules  # builds on this module
+
+    # A schedule whose phase ends now changes the items first (or ends the subscription).
+    if schedules.enter_next_phase(ctx, sub, items_of(ctx, sub)[0]["current_period_end"]) == "canceled":
+        return None
     for item in items_of(ctx, sub):
         price = ctx.store.get("price", item["price"])
         recurring = price.get("recurring") or {}
@@ -358,6 +363,12 @@ def cancel(ctx, sub, *, status="canceled", reason="cancellation_requested", at=N
     sub["cancellation_details"]["reason"] = sub["cancellation_details"]["reason"] or reason
     if sub.get("_pending_update"):
         sub["pending_update"] = sub["_pending_update"] = None
+    schedule = ctx.store.get("subscription_schedule", sub.get("schedule"))
+    if schedule and schedule["status"] in ("not_started", "active"):
+        # Ending the subscription ends its schedule too.
+        schedule_before = ctx.events.snapshot(schedule)
+        schedule.update(status="canceled", canceled_at=now, current_phase=None)
+        ctx.events.emit("subscription_schedule.canceled", schedule, previous=schedule_before)
     ctx.events.emit("customer.subscription.deleted", sub)
 
 
@@ -393,6 +404,12 @@ def update_subscription(ctx, sub, params):
             raise StripeError(400, f"When `payment_behavior` is `pending_if_incomplete`, you can "
                                    f"only pass supported params; you passed: {', '.join(extra)}.",
                               param=extra[0])
+    if sub.get("schedule") and {"cancel_at_period_end", "cancel_at"} & set(params):
+        raise StripeError(400, f"The subscription is managed by the subscription schedule "
+                               f"`{sub['schedule']}`, and updating any cancelation behavior "
+                               f"directly is not allowed. Please update the schedule instead.",
+                          param="cancel_at_period_end" if "cancel_at_period_end" in params
+                          else "cancel_at")
     if sub.get("_pending_update") and "items" in params:
         raise StripeError(400, "This subscription has a pending update; pay or void its invoice "
                                "before changing items again.", param="items")
@@ -564,6 +581,36 @@ def _prorate(ctx, sub, item, old_price, old_quantity, new_price, new_quantity, b
     return lines
 
 
+def next_phase(ctx, sub, period_end):
+    """The phase of the subscription's schedule that starts when the period ending at
+    ``period_end`` ends, or None (no schedule, or no change then)."""
+    schedule = ctx.store.get("subscription_schedule", sub.get("schedule"))
+    if not schedule or schedule["status"] != "active" or not schedule["current_phase"]:
+        return None
+    if schedule["current_phase"]["end_date"] != period_end:
+        return None
+    return next((phase for phase in schedule["phases"] if phase["start_date"] == period_end),
+                None)
+
+
+def _phase_lines(ctx, sub, items, phase):
+    """The first period of a schedule phase, as the renewal will invoice it."""
+    lines = []
+    for index, phase_item in enumerate(phase["items"]):
+        price = ctx.store.get("price", phase_item["price"])
+        recurring = price.get("recurring") or {}
+        start = phase["start_date"]
+        end = add_interval(start, recurring.get("interval", "month"),
+                           recurring.get("interval_count", 1))
+        lines.append(objects.invoice_line(
+            subscription_id=sub["id"], item_record=items[min(index, len(items) - 1)],
+            price_record=price, quantity=phase_item["quantity"],
+            amount=amount_for(price, phase_item["quantity"]),
+            description=_describe(ctx, price, phase_item["quantity"]),
+            period_start=start, period_end=end))
+    return lines
+
+
 def _day(timestamp):
     return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%d %b %Y")
 
@@ -601,7 +648,11 @@ def preview_invoice(ctx, sub, params):
         items = items_of(ctx, shadow_sub)
         period_start = items[0]["current_period_start"] if items else proration_date
         period_end = items[0]["current_period_end"] if items else proration_date
-        if behavior != "always_invoice" and not new_cycle:
+        phase = next_phase(ctx, shadow_sub, period_end)
+        if behavior != "always_invoice" and not new_cycle and phase is not None:
+            # The subscription's schedule changes its items when this period ends.
+            lines += _phase_lines(ctx, sub, items, phase)
+        elif behavior != "always_invoice" and not new_cycle:
             for item in items:
                 price = ctx.store.get("price", item["price"])
                 recurring = price.get("recurring") or {}

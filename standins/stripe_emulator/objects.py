@@ -198,6 +198,57 @@ def subscription_item(store, *, subscription_id, price_id, quantity, period_star
     }
 
 
+def _schedule_tax(enabled):
+    return {"disabled_reason": None, "enabled": bool(enabled),
+            "liability": {"type": "self"} if enabled else None}
+
+
+def schedule_phase_item(*, price_id, quantity, metadata=None):
+    return {"billing_thresholds": None, "discounts": [], "metadata": metadata or {},
+            "price": price_id, "quantity": quantity, "tax_rates": []}
+
+
+def schedule_phase(*, start, end, items, currency, proration_behavior="create_prorations",
+                   automatic_tax=False, metadata=None):
+    """One phase of a subscription schedule: its items (price ids and quantities) from
+    ``start`` to ``end``."""
+    return {
+        "add_invoice_items": [], "application_fee_percent": None,
+        "automatic_tax": _schedule_tax(automatic_tax), "billing_cycle_anchor": None,
+        "billing_thresholds": None, "collection_method": None, "currency": currency,
+        "default_payment_method": None, "default_tax_rates": [], "description": None,
+        "discounts": [], "end_date": end, "invoice_settings": None, "items": items,
+        "metadata": metadata or {}, "on_behalf_of": None,
+        "proration_behavior": proration_behavior, "start_date": start,
+        "transfer_data": None, "trial_end": None,
+    }
+
+
+def subscription_schedule(store, *, subscription_record, phases):
+    """A schedule managing ``subscription_record`` (created ``from_subscription``)."""
+    sub = subscription_record
+    first = phases[0]
+    return {
+        "id": Store.new_id("sub_sched_"), "object": "subscription_schedule",
+        "application": None, "billing_mode": copy.deepcopy(sub["billing_mode"]),
+        "canceled_at": None, "completed_at": None, "created": store.now(),
+        "current_phase": {"end_date": first["end_date"], "start_date": first["start_date"]},
+        "customer": sub["customer"], "customer_account": None,
+        "default_settings": {
+            "application_fee_percent": None,
+            "automatic_tax": _schedule_tax(sub["automatic_tax"]["enabled"]),
+            "billing_cycle_anchor": "automatic", "billing_thresholds": None,
+            "collection_method": sub["collection_method"], "default_payment_method": None,
+            "description": None,
+            "invoice_settings": {"account_tax_ids": None, "days_until_due": sub["days_until_due"],
+                                 "issuer": {"type": "self"}},
+            "on_behalf_of": None, "transfer_data": None},
+        "end_behavior": "release", "livemode": False, "metadata": {}, "phases": phases,
+        "released_at": None, "released_subscription": None, "status": "active",
+        "subscription": sub["id"], "test_clock": None,
+    }
+
+
 def invoice(store, *, customer_record, subscription_record, billing_reason, lines,
             period_start, period_end, base_url, account_name="SecureMailMerge GmbH",
             account_country="DE"):

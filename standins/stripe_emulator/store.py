@@ -22,6 +22,7 @@ PREFIXES = {
     "price_": "price",
     "cus_": "customer",
     "cs_test_": "checkout.session",
+    "sub_sched_": "subscription_schedule",  # before "sub_", which it starts with
     "sub_": "subscription",
     "si_": "subscription_item",
     "in_": "invoice",
@@ -34,6 +35,7 @@ PREFIXES = {
 _NAMES = {
     "checkout.session": "checkout.session",
     "subscription_item": "subscription item",
+    "subscription_schedule": "subscription schedule",
     "billing_portal.configuration": "configuration",
     "tax_id": "tax id",
     "tax_rate": "tax rate",

@@ -20,12 +20,13 @@ from adapters.table_storage import INVITATIONS, SUBSCRIPTIONS, USER_SUBSCRIPTION
 from handlers import invitation_timers
 from services import bootstrap, subscription_store
 from services.delegate import token_hash
-from services.web_session import Person, SessionStore, cookie_name
+from services.web_session import Person
 from tests.builders import purchased_subscription
 from tests.conftest import wait_for
 from tests.license_fixtures import CONTOSO_ID, FABRIKAM_ID, new_user
 from tests.license_fixtures import token_for as token_of
 from tests.licenses_support import call, idp_person, token_for
+from tests.pages_support import page, signed_in
 
 OWNER = "admin@contoso.example"
 IMPOSTOR = "alice.impostor@fabrikam.example"  # fabrikam, with alice's address as its `email` claim
@@ -86,32 +87,6 @@ def _invite(stack, owner_token: str, sub_id: str, email: str, permissions: list[
 def _accept(stack, token: str | None, invitation_token: str | None) -> tuple[int, dict]:
     status, body, _ = call(stack.url, "POST", "/api/v1/invitations/accept", token, {"token": invitation_token})
     return status, body
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def page(stack, method: str, path: str, cookie: str | None = None, form: dict | None = None,
-         headers: dict | None = None):
-    """(status, headers, body text) of a page request; redirects are returned, not followed."""
-    data = urllib.parse.urlencode(form).encode() if form is not None else (b"" if method == "POST" else None)
-    request = urllib.request.Request(stack.url + path, data=data, method=method, headers=headers or {})
-    if data is not None:
-        request.add_header("Content-Type", "application/x-www-form-urlencoded")
-    if cookie:
-        request.add_header("Cookie", cookie)
-    try:
-        with urllib.request.build_opener(_NoRedirect).open(request, timeout=60) as response:
-            return response.status, dict(response.headers), response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read().decode("utf-8", "replace")
-
-
-def _session(stack, person: Person) -> tuple[str, str]:
-    session = SessionStore(stack.storage(), stack.settings).new(person=person)
-    return f"{cookie_name(stack.settings)}={session.id}", session.csrf_token
 
 
 # --- the whole way: invite, mail, accept, work as a delegate, lose access ----------------------------------
@@ -300,7 +275,7 @@ def test_another_account_or_tenant_cannot_accept(stack, owner_token, subscriptio
     assert status == 403 and body["error"] == "wrong_tenant"
 
     # The page: bob sees no accept button, only the way to the invited account; posting anyway explains.
-    bob_cookie, bob_csrf = _session(stack, idp_person(stack, "bob@contoso.example"))
+    bob_cookie, bob_csrf = signed_in(stack, idp_person(stack, "bob@contoso.example"))
     status, headers, html = page(stack, "GET", f"/api/invitations/{token}", bob_cookie)
     assert status == 200 and 'id="switch-account"' in html and 'id="accept"' not in html
     assert "login_hint=alice%40contoso.example" in html
@@ -310,7 +285,7 @@ def test_another_account_or_tenant_cannot_accept(stack, owner_token, subscriptio
     impostor = idp_person(stack, IMPOSTOR)
     impostor = Person(impostor.tid, impostor.oid, impostor.name, impostor.email,
                       (IMPOSTOR, "alice@contoso.example"))
-    cookie, csrf = _session(stack, impostor)
+    cookie, csrf = signed_in(stack, impostor)
     status, _, html = page(stack, "POST", f"/api/invitations/{token}", cookie, {"csrf_token": csrf})
     assert status == 403 and "another organisation" in html
     assert _snapshot(stack, sub.id) == before
@@ -343,7 +318,7 @@ def test_accepting_on_the_page_after_sign_in(stack, owner_token, subscription):
     status, headers, _ = page(stack, "POST", path)
     assert status == 303 and headers["Location"] == f"/api/signin?next={next_param}"
 
-    cookie, csrf = _session(stack, _person(it))
+    cookie, csrf = signed_in(stack, _person(it))
     before = _snapshot(stack, sub.id)
     status, headers, html = page(stack, "GET", path, cookie)
     assert status == 200 and 'id="accept"' in html and "Accept invitation" in html
@@ -490,7 +465,7 @@ def test_invalid_requests_name_the_field_and_write_nothing(stack, owner_token, s
 
 def test_owner_manages_delegates_on_the_subscription_page(stack, owner, owner_token, subscription):
     sub = subscription
-    cookie, csrf = _session(stack, owner)
+    cookie, csrf = signed_in(stack, owner)
     base = f"/api/subscriptions/{sub.id}"
 
     status, _, html = page(stack, "GET", base, cookie)

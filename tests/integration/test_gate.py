@@ -23,6 +23,7 @@ from services.unit_of_work import UnitOfWork
 from services.web_session import Person, SessionStore, cookie_name
 from tests.builders import purchased_subscription
 from tests.licenses_support import call, idp_person, token_for
+from tests.pages_support import page
 
 OWNER = "admin@contoso.example"
 STRANGER = "eve@fabrikam.example"
@@ -64,26 +65,6 @@ def session_cookie(stack, person: Person) -> tuple[str, str]:
     """(Cookie header, CSRF token) of a dashboard session for `person`, as sign-in leaves it."""
     session = SessionStore(stack.storage(), stack.settings).new(person=person)
     return f"{cookie_name(stack.settings)}={session.id}", session.csrf_token
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def page(base_url: str, method: str, path: str, cookie: str | None = None, form: dict | None = None):
-    """(status, headers, body text) of a page request; redirects are returned, not followed."""
-    data = urllib.parse.urlencode(form).encode() if form is not None else (b"" if method == "POST" else None)
-    request = urllib.request.Request(base_url + path, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/x-www-form-urlencoded")
-    if cookie:
-        request.add_header("Cookie", cookie)
-    try:
-        with urllib.request.build_opener(_NoRedirect).open(request, timeout=60) as response:
-            return response.status, dict(response.headers), response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read().decode("utf-8", "replace")
 
 
 # --- 401 / sign-in --------------------------------------------------------------------------------

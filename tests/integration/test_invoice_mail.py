@@ -18,10 +18,11 @@ from adapters.stripe_gateway import StripeGateway, as_dict
 from adapters.table_storage import OUTBOUND_EMAIL_QUEUE
 from services import delegation
 from services.audit import Actor
+from services.checkout import start_checkout
 from services.delegate import BILLING_MANAGE, LICENSES_ASSIGN, SUBSCRIPTION_VIEW, Acceptor
 from services.fulfilment import fulfil
 from services.i18n import format_money
-from services.purchase import Interval, start_checkout
+from services.purchase import Interval
 from services.subscription import Subscription
 from services.unit_of_work import UnitOfWork
 from tests.billing_support import own_stack

@@ -13,7 +13,8 @@ from adapters.table_storage import SENT_MAIL
 from services import invoice_attachments
 from services.mail import MailMessage, compose
 from services.mail.delivery import _sent_key, deliver
-from services.mail.render import Attachment, RenderedMail
+from services.mail.message import Attachment
+from services.mail.render import RenderedMail
 from services.settings import load_settings
 from standins.acs_email import AcsEmailEndpoint
 from standins.identity_provider.cert import ensure_certificate, write_ca_bundle

@@ -23,7 +23,7 @@ from services import delegation, subscription_store
 from services.audit import Actor
 from services.delegate import Acceptor
 from services.unit_of_work import UnitOfWork
-from services.web_session import Person, SessionStore, cookie_name
+from services.web_session import Person
 from tests.billing_support import (
     advance_to_half_way,
     expected_due_now,
@@ -37,6 +37,7 @@ from tests.builders import purchased_subscription
 from tests.conftest import wait_for
 from tests.license_fixtures import new_user, token_for
 from tests.licenses_support import call
+from tests.pages_support import page, signed_in
 
 
 @pytest.fixture(scope="module")
@@ -185,17 +186,17 @@ def test_the_same_change_sent_twice_changes_stripe_once(stack):
 def test_the_confirmation_form_posted_twice_changes_stripe_once(stack):
     team = _team(stack)
     sid = team.subscription_id
-    cookie, csrf = _session(stack, team.owner.person)
-    status, _, html = _page(stack, "GET", f"/api/subscriptions/{sid}/quantity?quantity=10", cookie)
+    cookie, csrf = signed_in(stack, team.owner.person)
+    status, _, html = page(stack, "GET", f"/api/subscriptions/{sid}/quantity?quantity=10", cookie)
     assert status == 200
     form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html.split('id="confirm-form"')[1]))
     assert form["quantity"] == "10" and form["request_id"] and form["proration_date"].isdigit()
     for _ in range(2):
-        status, headers, _ = _page(stack, "POST", f"/api/subscriptions/{sid}/quantity", cookie, form)
+        status, headers, _ = page(stack, "POST", f"/api/subscriptions/{sid}/quantity", cookie, form)
         assert status == 303 and headers["Location"] == f"/api/subscriptions/{sid}"
     stack.settle()
     assert len(_quantity_updates(stack, sid)) == 1
-    status, _, html = _page(stack, "GET", f"/api/subscriptions/{sid}", cookie)
+    status, _, html = page(stack, "GET", f"/api/subscriptions/{sid}", cookie)
     assert "The subscription now has 10 licenses." in html
     assert re.search(r'id="license-count">0 of 10 assigned', html)
 
@@ -244,8 +245,8 @@ def test_a_declined_card_leaves_everything_unchanged(stack):
         assert invoices_of(stack, sid) == invoices_before
         assert stripe_subscription(stack, sid)["status"] == "active"
         # The page says what to do, in the caller's terms (who can update the payment method).
-        cookie, csrf = _session(stack, team.quantity.person)
-        status, _, html = _page(stack, "POST", f"/api/subscriptions/{sid}/quantity", cookie,
+        cookie, csrf = signed_in(stack, team.quantity.person)
+        status, _, html = page(stack, "POST", f"/api/subscriptions/{sid}/quantity", cookie,
                                 {"csrf_token": csrf, "quantity": "12", "request_id": "declined-page"})
         assert status == 402 and 'id="quantity-error"' in html
         assert "Ask the subscription&#39;s owner" in html  # the quantity delegate cannot change the card
@@ -373,17 +374,17 @@ def test_no_licenses_free_offers_adding_the_missing_ones_or_says_who_can(stack):
     sid = team.subscription_id
     path = f"/api/subscriptions/{sid}/licenses"
     addresses = "\n".join(f"n{i}-{uuid.uuid4().hex[:6]}@contoso.example" for i in range(5))
-    cookie, csrf = _session(stack, team.owner.person)
-    status, _, html = _page(stack, "POST", path, cookie, {"csrf_token": csrf, "emails": addresses})
+    cookie, csrf = signed_in(stack, team.owner.person)
+    status, _, html = page(stack, "POST", path, cookie, {"csrf_token": csrf, "emails": addresses})
     assert status == 409
     assert f'href="/api/subscriptions/{sid}/quantity?add=3"' in html and "Add 3 license(s)" in html
-    cookie, csrf = _session(stack, team.assign.person)
-    status, _, html = _page(stack, "POST", path, cookie, {"csrf_token": csrf, "emails": addresses})
+    cookie, csrf = signed_in(stack, team.assign.person)
+    status, _, html = page(stack, "POST", path, cookie, {"csrf_token": csrf, "emails": addresses})
     assert status == 409 and "/quantity" not in html
     assert "ask the subscription&#39;s owner" in html and team.owner.person.email in html
     # The link leads straight to the preview of the missing number.
-    cookie, _ = _session(stack, team.owner.person)
-    status, _, html = _page(stack, "GET", f"/api/subscriptions/{sid}/quantity?add=3", cookie)
+    cookie, _ = signed_in(stack, team.owner.person)
+    status, _, html = page(stack, "GET", f"/api/subscriptions/{sid}/quantity?add=3", cookie)
     assert status == 200 and "From 2 to 5 licenses" in html and 'id="confirm-form"' in html
 
 
@@ -391,24 +392,24 @@ def test_the_purchase_page_offers_adding_licenses_and_buys_separately_only_when_
     team = _team(stack)
     sid = team.subscription_id
     for who in (team.owner, team.quantity):
-        cookie, csrf = _session(stack, who.person)
-        status, _, html = _page(stack, "GET", "/api/purchase?quantity=5", cookie)
+        cookie, csrf = signed_in(stack, who.person)
+        status, _, html = page(stack, "GET", "/api/purchase?quantity=5", cookie)
         assert status == 200
         assert f'href="/api/subscriptions/{sid}/quantity?add=5"' in html and 'id="checkout"' not in html
-        status, _, html = _page(stack, "POST", "/api/purchase", cookie,
+        status, _, html = page(stack, "POST", "/api/purchase", cookie,
                                 {"csrf_token": csrf, "kind": "organisation", "quantity": "5", "attempt": "a1"})
         assert status == 409 and 'id="existing-subscriptions"' in html  # no silent second subscription
-    cookie, csrf = _session(stack, team.owner.person)
-    status, _, html = _page(stack, "GET", "/api/purchase?separate=1&quantity=5", cookie)
+    cookie, csrf = signed_in(stack, team.owner.person)
+    status, _, html = page(stack, "GET", "/api/purchase?separate=1&quantity=5", cookie)
     assert 'id="checkout"' in html and 'name="separate" value="1"' in html
-    status, headers, _ = _page(stack, "POST", "/api/purchase", cookie, {
+    status, headers, _ = page(stack, "POST", "/api/purchase", cookie, {
         "csrf_token": csrf, "kind": "organisation", "quantity": "5", "attempt": "a2", "separate": "1",
         "company": "Contoso GmbH", "line1": "Hauptstraße 1", "postal_code": "80331", "city": "München",
         "country": "DE"})
     assert status == 303 and "/checkout/" in headers["Location"]
     # Someone who may not change the quantity buys as before.
-    cookie, _ = _session(stack, team.billing.person)
-    status, _, html = _page(stack, "GET", "/api/purchase?quantity=5", cookie)
+    cookie, _ = signed_in(stack, team.billing.person)
+    status, _, html = page(stack, "GET", "/api/purchase?quantity=5", cookie)
     assert 'id="checkout"' in html and 'id="existing-subscriptions"' not in html
 
 
@@ -434,25 +435,3 @@ def test_openapi_describes_the_billing_routes_with_examples(stack):
 # --- pages -------------------------------------------------------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def _session(stack, person: Person) -> tuple[str, str]:
-    session = SessionStore(stack.storage(), stack.settings).new(person=person)
-    return f"{cookie_name(stack.settings)}={session.id}", session.csrf_token
-
-
-def _page(stack, method: str, path: str, cookie: str, form: dict | None = None):
-    data = urllib.parse.urlencode(form).encode() if form is not None else None
-    request = urllib.request.Request(stack.url + path, data=data, method=method,
-                                     headers={"Accept-Language": "en", "Cookie": cookie})
-    if data is not None:
-        request.add_header("Content-Type", "application/x-www-form-urlencoded")
-        request.add_header("Origin", stack.url)
-    try:
-        with urllib.request.build_opener(_NoRedirect).open(request, timeout=60) as response:
-            return response.status, dict(response.headers), response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read().decode("utf-8", "replace")

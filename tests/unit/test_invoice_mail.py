@@ -23,8 +23,8 @@ from services import invoice_attachments, subscription_store
 from services.billing_events import Billing, apply
 from services.delegate import BILLING_MANAGE, LICENSES_ASSIGN, QUANTITY_MANAGE, SUBSCRIPTION_VIEW, Delegate
 from services.mail.delivery import UndeliverableMessage, deliver
-from services.mail.message import MailMessage
-from services.mail.render import Attachment, RenderedMail
+from services.mail.message import Attachment, MailMessage
+from services.mail.render import RenderedMail
 from services.settings import load_settings
 from services.subscription import Subscription
 from tests.factories import local_values

@@ -11,7 +11,7 @@ import pytest
 from adapters.memory_storage import InMemoryStorage
 from adapters.stripe_gateway import PriceTier, SeatPrice
 from services import subscription_store
-from services.business_details import InvalidDetails, parse_business_details
+from services.business_details import parse_business_details
 from services.fulfilment import Outcome, fulfil_invoice_purchase
 from services.i18n import catalog
 from services.invoice_purchase import buy_by_invoice
@@ -54,7 +54,7 @@ def test_complete_details_are_normalised() -> None:
     ({"accounting_email": "buchhaltung"}, "accounting_email", "purchase.details.error.invalid_email"),
 ])
 def test_each_refusal_names_its_field(change: dict[str, str], field: str, key: str) -> None:
-    with pytest.raises(InvalidDetails) as refused:
+    with pytest.raises(InvalidPurchase) as refused:
         parse_business_details({**FORM, **change})
     assert (refused.value.field, refused.value.key) == (field, key)
     assert key in catalog("en") and key in catalog("de")  # the page says it in its own language
