@@ -20,6 +20,7 @@ Lookup tables:
                        tenant; row = subscription id (merge candidates without a scan)
 
 Merges (services/merge.py) live in the organisation subscription's partition: `merge|<merge id>`.
+Bulk assignment jobs too: `job|<job id>` and `jobchunk|<job id>|<n>` (see `job_row`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def audit_row(at: datetime) -> str:
     return f"{AUDIT_PREFIX}{_MAX_MICROS - micros:017d}|{uuid.uuid4().hex[:12]}"
 
 
+def audit_rows_before(at: datetime) -> str:
+    """The key that audit rows written at `at` or later sort below (they come first: newest first)."""
+    micros = int(at.timestamp() * 1_000_000)
+    return f"{AUDIT_PREFIX}{_MAX_MICROS - micros + 1:017d}"
+
+
 # --- lookup tables -----------------------------------------------------------------------------------
 
 OID_PREFIX = "oid|"
@@ -122,6 +129,26 @@ MERGE_PREFIX = "merge|"
 
 def merge_row(merge_id: str) -> str:
     return MERGE_PREFIX + encode(merge_id)
+
+
+# Bulk assignment jobs (services/assignment_job.py) live in the subscription's partition: `job|<job id>`
+# (the job id is its request id), and one row per finished chunk `jobchunk|<job id>|<chunk, 5 digits>`
+# ('c' sorts before '|': the chunk rows stay outside the `job|` range). Table OpenJobs indexes the jobs
+# not finished yet: partition = subscription id, row = job id.
+JOB_PREFIX = "job|"
+JOB_CHUNK_PREFIX = "jobchunk|"
+
+
+def job_row(job_id: str) -> str:
+    return JOB_PREFIX + encode(job_id)
+
+
+def job_chunk_prefix(job_id: str) -> str:
+    return f"{JOB_CHUNK_PREFIX}{encode(job_id)}|"
+
+
+def job_chunk_row(job_id: str, chunk: int) -> str:
+    return f"{job_chunk_prefix(job_id)}{chunk:05d}"
 
 
 def usable(key: str) -> bool:

@@ -8,7 +8,8 @@ events already applied.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from adapters import keys
 from adapters.table_storage import (
@@ -18,6 +19,7 @@ from adapters.table_storage import (
     TENANT_SUBSCRIPTIONS,
     USER_LICENSES,
     USER_SUBSCRIPTIONS,
+    ConcurrencyConflict,
     Row,
     TableStore,
 )
@@ -33,14 +35,37 @@ def _partition(lookup: LicenseLookup) -> str:
 
 def _lookup(row: Row) -> LicenseLookup:
     partition = row["PartitionKey"]
+    bound_oid = keys.oid_of_licenses(partition) if partition.startswith(keys.OID_PREFIX) else ""
     return LicenseLookup(
         subscription_id=row["RowKey"],
-        email=row.get("Email") or keys.address_of_licenses(partition),
+        email=row.get("Email") or ("" if bound_oid else keys.address_of_licenses(partition)),
         tenant_id=row.get("TenantId") or "",
-        bound_oid=keys.oid_of_licenses(partition) if partition.startswith(keys.OID_PREFIX) else "",
+        bound_oid=bound_oid,
         over_quantity=bool(row.get("OverQuantity")),
         last_seen_on=row.get("LastSeenOn") or "",
+        seat_etag=row.get("SeatETag") or "",
+        address_row=bool(row.get("AddressRow")),
+        revoked=bool(row.get("Revoked")),
+        revoked_at=row.get("RevokedAt") if isinstance(row.get("RevokedAt"), datetime) else None,
+        etag=row.etag,
     )
+
+
+def _license_entity(lookup: LicenseLookup) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": _partition(lookup),
+        "RowKey": lookup.subscription_id,
+        "Email": lookup.email,
+        "TenantId": lookup.tenant_id,
+        "OverQuantity": lookup.over_quantity,
+    }
+    if lookup.last_seen_on:
+        entity["LastSeenOn"] = lookup.last_seen_on
+    if lookup.seat_etag and not lookup.bound:
+        entity["SeatETag"] = lookup.seat_etag
+    if lookup.address_row and lookup.bound:
+        entity["AddressRow"] = True
+    return entity
 
 
 def _invitation(row: Row) -> InvitationLookup:
@@ -62,7 +87,12 @@ class LookupRepository:
     # --- user -> licenses --------------------------------------------------------------------------
 
     def licenses_of_oid(self, oid: str) -> list[LicenseLookup]:
-        """Seats bound to this person (one query: the license check's steady state)."""
+        """Seats bound to this person (tombstones left out)."""
+        return [lookup for lookup in self.oid_partition(oid) if not lookup.revoked]
+
+    def oid_partition(self, oid: str) -> list[LicenseLookup]:
+        """Every row of the person's partition, tombstones included (one query: the license check's
+        steady state)."""
         return [_lookup(r) for r in self.store.query(USER_LICENSES, partition_key=keys.licenses_of_oid(oid))]
 
     def licenses_of_address(self, address: str) -> list[LicenseLookup]:
@@ -75,29 +105,57 @@ class LookupRepository:
         return [_lookup(r) for r in rows]
 
     def put_license(self, lookup: LicenseLookup) -> None:
-        entity = {
-            "PartitionKey": _partition(lookup),
-            "RowKey": lookup.subscription_id,
-            "Email": lookup.email,
-            "TenantId": lookup.tenant_id,
-            "OverQuantity": lookup.over_quantity,
-        }
-        if lookup.last_seen_on:
-            entity["LastSeenOn"] = lookup.last_seen_on
-        self.store.upsert(USER_LICENSES, entity)
+        """Write the row as the seat says it is (replacing a tombstone: the seat exists)."""
+        self.store.upsert(USER_LICENSES, _license_entity(lookup))
+
+    def bind_license(self, lookup: LicenseLookup, replacing: LicenseLookup | None = None) -> bool:
+        """Create the bound row written by a license check, or replace the tombstone `replacing` (read
+        with its ETag) of an earlier revoke. False if a tombstone is there (the seat was revoked since
+        it was bound): a bound row is created, never written over, so it cannot outlive a revoke."""
+        entity = _license_entity(lookup)
+        if replacing is not None and replacing.etag:
+            try:
+                self.store.replace_if_match(USER_LICENSES, entity, replacing.etag)
+                return True
+            except ConcurrencyConflict:
+                pass
+        elif self.store.insert(USER_LICENSES, entity):
+            return True
+        # Someone was first: a concurrent check of the same person (a live row), or a revoke (a tombstone).
+        row = self.store.get(USER_LICENSES, entity["PartitionKey"], entity["RowKey"])
+        return row is not None and not row.get("Revoked")
 
     def delete_license(self, lookup: LicenseLookup) -> None:
         self.store.delete(USER_LICENSES, _partition(lookup), lookup.subscription_id)
 
     def delete_licenses_of_seat(self, subscription_id: str, email: str, bound_oid: str) -> None:
-        """Both rows a seat may have: it may have been bound between a read and this delete."""
+        """Remove the rows of a seat that is gone: the person's row becomes a tombstone (see
+        `bind_license`), the address's row is deleted (a seat may have been bound between a read and
+        this, so both are always handled)."""
         if bound_oid:
-            self.store.delete(USER_LICENSES, keys.licenses_of_oid(bound_oid), subscription_id)
+            self.store.upsert(USER_LICENSES, {"PartitionKey": keys.licenses_of_oid(bound_oid),
+                                              "RowKey": subscription_id, "Email": email, "Revoked": True,
+                                              "RevokedAt": datetime.now(UTC)})
         self.store.delete(USER_LICENSES, keys.licenses_of_address(email), subscription_id)
 
-    def touch_license(self, oid: str, subscription_id: str, day: str) -> bool:
-        return self.store.merge(USER_LICENSES, {"PartitionKey": keys.licenses_of_oid(oid), "RowKey": subscription_id,
-                                                "LastSeenOn": day})
+    def delete_tombstone(self, lookup: LicenseLookup) -> None:
+        """Remove a tombstone once no license check can still be binding its seat (see `bind_license`)."""
+        if lookup.revoked and lookup.etag:
+            try:
+                self.store.delete(USER_LICENSES, _partition(lookup), lookup.subscription_id, etag=lookup.etag)
+            except ConcurrencyConflict:
+                pass  # rewritten meanwhile: whoever did it owns the row now
+
+    def touch_license(self, oid: str, subscription_id: str, day: str, address: str = "") -> bool:
+        """Record the last-seen day on the person's row; with `address`, also remove the `email|` row the
+        seat was bound from (see LicenseLookup.address_row)."""
+        if address:
+            self.store.delete(USER_LICENSES, keys.licenses_of_address(address), subscription_id)
+        patch: dict[str, Any] = {"PartitionKey": keys.licenses_of_oid(oid), "RowKey": subscription_id,
+                                 "LastSeenOn": day}
+        if address:
+            patch["AddressRow"] = False
+        return self.store.merge(USER_LICENSES, patch)
 
     # --- user -> administered subscriptions ----------------------------------------------------------
 

@@ -142,10 +142,10 @@ class InMemoryStorage:
 
     # --- transactions ----------------------------------------------------------------------------
 
-    def transact(self, table: str, operations: Iterable[Op]) -> None:
+    def transact(self, table: str, operations: Iterable[Op]) -> list[str | None]:
         ops = list(operations)
         if not ops:
-            return
+            return []
         if len(ops) > MAX_TRANSACTION_OPERATIONS:
             raise ValueError(f"an entity-group transaction holds at most {MAX_TRANSACTION_OPERATIONS} operations")
         if len({op.entity["PartitionKey"] for op in ops}) > 1:
@@ -182,6 +182,11 @@ class InMemoryStorage:
                     rows.pop(key, None)
                 else:
                     rows[key] = row
+            etags: list[str | None] = []
+            for key in keys:
+                written = staged[key]
+                etags.append(written.etag if written is not None else None)
+            return etags
 
     # --- queues ----------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from services.settings import Settings
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         InvoiceCreatePreviewParamsSubscriptionDetails,
         InvoiceListParams,
         SubscriptionCreateParams,
+        SubscriptionScheduleUpdateParams,
         SubscriptionUpdateParams,
     )
     from stripe.params.billing_portal import ConfigurationCreateParams, ConfigurationCreateParamsFeatures
@@ -32,6 +33,11 @@ log = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+
+# Every read of a subscription expands its schedule down to the prices of the phases' items: what
+# is planned for the next renewal (services/subscription_schedule.py) comes with the subscription.
+SUBSCRIPTION_EXPAND = ["schedule.phases.items.price"]
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
@@ -228,7 +234,9 @@ class StripeGateway:
     # --- subscriptions ---------------------------------------------------------------------------
 
     def subscription(self, subscription_id: str) -> Any:
-        return self._call(self.client().v1.subscriptions.retrieve, subscription_id)
+        """The subscription with its schedule (if any) expanded: its phases with their prices."""
+        return self._call(self.client().v1.subscriptions.retrieve, subscription_id,
+                          params={"expand": SUBSCRIPTION_EXPAND})
 
     def all_subscriptions(self) -> Iterator[Any]:
         page = self._call(self.client().v1.subscriptions.list, params={"status": "all", "limit": 100})
@@ -255,6 +263,43 @@ class StripeGateway:
         """Cancel at the end of the paid period, or take that back (before the period ends)."""
         return as_dict(self._call(self.client().v1.subscriptions.update, subscription_id,
                                   params={"cancel_at_period_end": cancel}))
+
+    # --- subscription schedules (a change of the billing interval at the next renewal) --------------
+
+    def create_subscription_schedule(self, subscription_id: str, *, idempotency_key: str) -> dict[str, Any]:
+        """A schedule for the subscription as it is: one phase, the current period (Stripe's
+        `from_subscription`); it changes nothing until its phases are updated."""
+        return as_dict(self._call(self.client().v1.subscription_schedules.create,
+                                  params={"from_subscription": subscription_id, "expand": ["phases.items.price"]},
+                                  options={"idempotency_key": idempotency_key}))
+
+    def update_subscription_schedule(self, schedule_id: str, phases: list[dict[str, Any]], *, idempotency_key: str,
+                                     metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """Set the schedule's phases from the current one on (`phases[]` as Stripe takes them); a
+        current phase equal to the subscription changes nothing now (`proration_behavior=none`).
+        When the last phase ends the schedule lets the subscription go on as it is then."""
+        params: SubscriptionScheduleUpdateParams = {
+            "phases": cast("Any", phases), "proration_behavior": "none", "end_behavior": "release"}
+        if metadata is not None:
+            params["metadata"] = metadata
+        return as_dict(self._call(self.client().v1.subscription_schedules.update, schedule_id, params=params,
+                                  options={"idempotency_key": idempotency_key}))
+
+    def release_subscription_schedule(self, schedule_id: str, *, idempotency_key: str) -> dict[str, Any]:
+        """Detach the schedule: the subscription goes on as it is now, nothing planned changes it."""
+        return as_dict(self._call(self.client().v1.subscription_schedules.release, schedule_id,
+                                  options={"idempotency_key": idempotency_key}))
+
+    def preview_first_invoice(self, customer_id: str, price_id: str, quantity: int, *, start: int, interval: str,
+                              automatic_tax: bool) -> dict[str, Any]:
+        """`Invoice.create_preview` of a schedule starting at `start` with `quantity` × `price_id` for
+        one `interval`: the invoice that period begins with, tax included. Nothing is stored."""
+        params: InvoiceCreatePreviewParams = {
+            "customer": customer_id, "automatic_tax": {"enabled": automatic_tax},
+            "schedule_details": {"phases": [{
+                "start_date": start, "items": [{"price": price_id, "quantity": quantity}],
+                "duration": {"interval": cast("Any", interval), "interval_count": 1}}]}}
+        return as_dict(self._call(self.client().v1.invoices.create_preview, params=params))
 
     # --- invoices ------------------------------------------------------------------------------------
 

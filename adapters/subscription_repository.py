@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters import keys
-from adapters.table_storage import SUBSCRIPTIONS, Op, Row, TableStore
+from adapters.table_storage import SUBSCRIPTIONS, ConcurrencyConflict, Op, Row, TableStore
+from services.assignment_job_record import AssignJob, JobChunk
 from services.audit import Actor, AuditEntry
 from services.delegate import Delegate, FormerOwner, Invitation, InvitationKind
 from services.merge_record import Merge, MergePerson
@@ -34,7 +35,7 @@ _AUDIT_TEXT_CHARS = 30_000
 # (10,000) seats, so one request covers any subscription.
 SEAT_SCAN_LIMIT = 10_000
 
-PartitionRow = Seat | Reservation | AuditEntry | Delegate | Invitation | Merge
+PartitionRow = Seat | Reservation | AuditEntry | Delegate | Invitation | Merge | AssignJob | JobChunk
 # Rows a change replaces or deletes (read before, so with their ETag).
 KeptRow = Seat | Reservation | Delegate | Invitation
 
@@ -48,7 +49,7 @@ class PartitionWrites:
     subscription: Subscription
     create: list[PartitionRow] = field(default_factory=list)
     update: list[Seat] = field(default_factory=list)
-    put: list[Delegate | Invitation | Merge] = field(default_factory=list)
+    put: list[Delegate | Invitation | Merge | AssignJob | JobChunk] = field(default_factory=list)
     delete: list[KeptRow] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -71,8 +72,11 @@ class SubscriptionRepository:
         for row in rows:
             yield row["PartitionKey"]
 
-    def commit(self, writes: PartitionWrites) -> None:
-        """One entity-group transaction; ConcurrencyConflict (nothing written) if anything it read changed."""
+    def commit(self, writes: PartitionWrites) -> dict[str, str]:
+        """One entity-group transaction; ConcurrencyConflict (nothing written) if anything it read changed.
+
+        Returns the new ETag of every seat it wrote, by address: the seats' lookup rows carry it, so the
+        license check can bind a seat without reading it first (services/license_check.py)."""
         subscription = writes.subscription
         pk = subscription.id
         first = (Op("update", subscription_entity(subscription), subscription.etag) if subscription.etag
@@ -86,7 +90,7 @@ class SubscriptionRepository:
             # The first row carries the ETag; a reservation's part rows go with it.
             head, *parts = _key_entities(pk, row)
             operations += [Op("delete", head, _required_etag(row))] + [Op("delete", part) for part in parts]
-        self.store.transact(SUBSCRIPTIONS, operations)
+        return _seat_etags(operations, self.store.transact(SUBSCRIPTIONS, operations))
 
     # --- seats -----------------------------------------------------------------------------------
 
@@ -138,6 +142,18 @@ class SubscriptionRepository:
                 found.append(seat)
         return found, None
 
+    def bind_seat_at(self, subscription_id: str, address: str, etag: str, tid: str, oid: str, at: datetime) -> None:
+        """Bind the seat of `address` to a person if it still has `etag` (ConcurrencyConflict if it changed
+        or went): one write, no read, when the caller knows the ETag from the seat's lookup row."""
+        self.store.merge(SUBSCRIPTIONS, {
+            "PartitionKey": subscription_id,
+            "RowKey": keys.seat_row(address),
+            "BoundTid": tid,
+            "BoundOid": oid,
+            "BoundAt": at,
+            "LastSeenOn": at.date().isoformat(),
+        }, etag=etag)
+
     def bind_seat(self, subscription_id: str, seat: Seat, tid: str, oid: str, at: datetime) -> Seat:
         """Bind a seat to a person under the seat's ETag (ConcurrencyConflict if it changed or went)."""
         patch = {
@@ -176,11 +192,12 @@ class SubscriptionRepository:
                                           row_below=keys.after_prefix(low)))
         return reservation_from_rows(header, parts)
 
-    def create_rows(self, subscription_id: str, rows: list[PartitionRow]) -> None:
+    def create_rows(self, subscription_id: str, rows: list[PartitionRow]) -> dict[str, str]:
         """Create rows without touching the subscription (a reservation's seats: the count was raised
-        when it was made). ConcurrencyConflict, nothing written, if any of them exists."""
-        self.store.transact(SUBSCRIPTIONS, [Op("create", entity) for row in rows
-                                            for entity in _entities(subscription_id, row)])
+        when it was made). ConcurrencyConflict, nothing written, if any of them exists. Returns the new
+        seats' ETags by address, as `commit` does."""
+        operations = [Op("create", entity) for row in rows for entity in _entities(subscription_id, row)]
+        return _seat_etags(operations, self.store.transact(SUBSCRIPTIONS, operations))
 
     # --- delegates and invitations -----------------------------------------------------------------
 
@@ -217,6 +234,59 @@ class SubscriptionRepository:
         for row in rows:
             yield row["PartitionKey"], merge_from_row(row)
 
+    # --- bulk assignment jobs (services/assignment_job.py) -------------------------------------------
+
+    def job(self, subscription_id: str, job_id: str) -> AssignJob | None:
+        row = self.store.get(SUBSCRIPTIONS, subscription_id, keys.job_row(job_id))
+        return job_from_row(row) if row is not None else None
+
+    def running_jobs(self, subscription_id: str) -> list[AssignJob]:
+        """The subscription's jobs not finished yet: one query within its partition."""
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.JOB_PREFIX,
+                                row_below=keys.after_prefix(keys.JOB_PREFIX), where="Status eq @running",
+                                parameters={"running": "running"})
+        return [job_from_row(r) for r in rows]
+
+    def job_chunk(self, subscription_id: str, job_id: str, number: int) -> JobChunk | None:
+        row = self.store.get(SUBSCRIPTIONS, subscription_id, keys.job_chunk_row(job_id, number))
+        return job_chunk_from_row(row) if row is not None else None
+
+    def job_chunks(self, subscription_id: str, job_id: str) -> list[JobChunk]:
+        """Every chunk row of a job (one per chunk that got its seats written or failed)."""
+        low = keys.job_chunk_prefix(job_id)
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=low,
+                                row_below=keys.after_prefix(low))
+        return [job_chunk_from_row(r) for r in rows]
+
+    def save_job_chunk(self, subscription_id: str, chunk: JobChunk) -> None:
+        """Create the chunk row, or replace it under its ETag (ConcurrencyConflict if it changed)."""
+        entity = job_chunk_entity(subscription_id, chunk)
+        if chunk.etag:
+            self.store.replace_if_match(SUBSCRIPTIONS, entity, chunk.etag)
+        elif not self.store.insert(SUBSCRIPTIONS, entity):
+            raise ConcurrencyConflict(f"chunk {chunk.number} of job {chunk.job_id} exists")
+
+    def touch_job(self, subscription_id: str, job_id: str, at: datetime) -> None:
+        """Record that a job was resumed (its `UpdatedAt`), without touching anything else."""
+        self.store.merge(SUBSCRIPTIONS, {"PartitionKey": subscription_id, "RowKey": keys.job_row(job_id),
+                                         "UpdatedAt": at})
+
+    def seats_of(self, subscription_id: str, addresses: list[str], reservation_id: str | None) -> list[Seat]:
+        """The seats of `addresses` (only those the bulk change `reservation_id` wrote, if given): one range
+        query from the first of their keys to the last (a job's chunk is a run of addresses in key order,
+        so the range holds little else)."""
+        if not addresses:
+            return []
+        row_keys = sorted(keys.seat_row(a) for a in addresses)
+        wanted = set(addresses)
+        where, parameters = "RowKey le @last", {"last": row_keys[-1]}
+        if reservation_id is not None:
+            where, parameters = f"{where} and ReservationId eq @reservation", {**parameters,
+                                                                               "reservation": reservation_id}
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=row_keys[0],
+                                row_below=keys.after_prefix(keys.SEAT_PREFIX), where=where, parameters=parameters)
+        return [seat for seat in (seat_from_row(r) for r in rows) if seat.email in wanted]
+
     # --- audit -----------------------------------------------------------------------------------
 
     def audit_page(self, subscription_id: str, limit: int,
@@ -226,11 +296,28 @@ class SubscriptionRepository:
                                             continuation=continuation)
         return [audit_from_row(r) for r in rows], token
 
+    def audit_since(self, subscription_id: str, since: datetime, action: str) -> list[AuditEntry]:
+        """The entries of `action` written at `since` or later, newest first (a short key range)."""
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.AUDIT_PREFIX,
+                                row_below=keys.audit_rows_before(since), where="Action eq @action",
+                                parameters={"action": action})
+        return [audit_from_row(r) for r in rows]
+
     def audit_entries(self, subscription_id: str) -> Iterator[AuditEntry]:
         rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.AUDIT_PREFIX,
                                 row_below=keys.after_prefix(keys.AUDIT_PREFIX))
         for row in rows:
             yield audit_from_row(row)
+
+
+def _seat_etags(operations: list[Op], etags: list[str | None]) -> dict[str, str]:
+    """Address -> new ETag of each seat row among `operations` (a store that returns no ETags: none)."""
+    out = {}
+    for op, etag in zip(operations, etags, strict=False):
+        row_key = op.entity["RowKey"]
+        if etag and op.kind != "delete" and row_key.startswith(keys.SEAT_PREFIX):
+            out[keys.seat_address(row_key)] = etag
+    return out
 
 
 def _flag_clauses(bound: bool | None, over_quantity: bool | None) -> list[str]:
@@ -509,13 +596,92 @@ def merge_from_row(row: Row) -> Merge:
     )
 
 
+def job_entity(subscription_id: str, job: AssignJob) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": subscription_id,
+        "RowKey": keys.job_row(job.id),
+        "JobId": job.id,
+        "Kind": "assign",
+        "Status": job.status,
+        "Listed": job.listed,
+        "New": job.new,
+        "Duplicates": job.duplicates,
+        "SequenceStart": job.sequence_start,
+        "Background": job.background,
+        "Digest": job.digest,
+        "ActorTid": job.actor.tid,
+        "ActorOid": job.actor.oid,
+        "ActorEmail": job.actor.email,
+        "ActorName": job.actor.name,
+        "CreatedAt": job.created_at,
+        "UpdatedAt": job.updated_at,
+    }
+    if job.completed_at is not None:
+        entity["CompletedAt"] = job.completed_at
+    return entity
+
+
+def job_from_row(row: Row) -> AssignJob:
+    return AssignJob(
+        id=row.get("JobId") or keys.decode(row["RowKey"].removeprefix(keys.JOB_PREFIX)),
+        actor=Actor(row.get("ActorTid", ""), row.get("ActorOid", ""), row.get("ActorEmail", ""),
+                    row.get("ActorName", "")),
+        listed=int(row.get("Listed") or 0),
+        new=int(row.get("New") or 0),
+        duplicates=int(row.get("Duplicates") or 0),
+        sequence_start=int(row.get("SequenceStart") or 0),
+        background=bool(row.get("Background")),
+        digest=row.get("Digest") or "",
+        created_at=row.get("CreatedAt") or datetime.now(UTC),
+        updated_at=row.get("UpdatedAt") or row.get("CreatedAt") or datetime.now(UTC),
+        status=row.get("Status") or "running",
+        completed_at=row.get("CompletedAt"),
+        etag=row.etag,
+    )
+
+
+def job_chunk_entity(subscription_id: str, chunk: JobChunk) -> dict[str, Any]:
+    # At most 99 addresses of at most 254 characters: within one 32K-character property.
+    return {
+        "PartitionKey": subscription_id,
+        "RowKey": keys.job_chunk_row(chunk.job_id, chunk.number),
+        "JobId": chunk.job_id,
+        "Chunk": chunk.number,
+        "Stage": chunk.stage,
+        "At": chunk.at,
+        "Assigned": chunk.assigned,
+        "Taken": chunk.taken,
+        "Mailed": chunk.mailed,
+        "Failed": "\n".join(chunk.failed),
+    }
+
+
+def job_chunk_from_row(row: Row) -> JobChunk:
+    return JobChunk(
+        job_id=row.get("JobId", ""),
+        number=int(row.get("Chunk") or 0),
+        stage=row.get("Stage") or "",
+        at=row.get("At") or datetime.now(UTC),
+        assigned=int(row.get("Assigned") or 0),
+        taken=int(row.get("Taken") or 0),
+        mailed=int(row.get("Mailed") or 0),
+        failed=tuple(a for a in str(row.get("Failed") or "").split("\n") if a),
+        etag=row.etag,
+    )
+
+
 def _entities(subscription_id: str, row: PartitionRow) -> list[dict[str, Any]]:
     if isinstance(row, Reservation):
         return reservation_entities(subscription_id, row)
     return [_entity(subscription_id, row)]
 
 
-def _entity(subscription_id: str, row: Seat | AuditEntry | Delegate | Invitation | Merge) -> dict[str, Any]:
+def _entity(subscription_id: str,
+            row: Seat | AuditEntry | Delegate | Invitation | Merge | AssignJob | JobChunk) -> dict[str, Any]:
+    if isinstance(row, AssignJob):
+        return job_entity(subscription_id, row)
+    if isinstance(row, JobChunk):
+        return job_chunk_entity(subscription_id, row)
     if isinstance(row, Merge):
         return merge_entity(subscription_id, row)
     if isinstance(row, Seat):

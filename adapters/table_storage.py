@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -26,7 +26,11 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
-from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient, QueueServiceClient
+
+if TYPE_CHECKING:
+    # Loaded where used (`_queue_service`): the license check never touches a queue, and the queue SDK
+    # (with `requests` behind it) is a large part of a cold start.
+    from azure.storage.queue import QueueClient, QueueServiceClient
 
 from services.settings import Settings
 
@@ -44,6 +48,8 @@ TENANT_CONSENT = "TenantConsent"
 SESSIONS = "Sessions"
 SENT_MAIL = "SentMail"
 TENANT_SUBSCRIPTIONS = "TenantSubscriptions"
+# Bulk assignment jobs not finished yet (services/assignment_job.py): what the resume timer reads.
+OPEN_JOBS = "OpenJobs"
 TABLES = (
     SUBSCRIPTIONS,
     USER_LICENSES,
@@ -55,12 +61,15 @@ TABLES = (
     SESSIONS,
     SENT_MAIL,
     TENANT_SUBSCRIPTIONS,
+    OPEN_JOBS,
 )
 
 # Queues; the Functions host moves a message to `<name>-poison` after maxDequeueCount attempts.
 STRIPE_EVENTS_QUEUE = "stripe-events"
 OUTBOUND_EMAIL_QUEUE = "outbound-email"
-QUEUES = (STRIPE_EVENTS_QUEUE, OUTBOUND_EMAIL_QUEUE)
+# One message per chunk of a bulk assignment job: its seats, lookup rows and welcome mails.
+ASSIGNMENT_JOBS_QUEUE = "assignment-jobs"
+QUEUES = (STRIPE_EVENTS_QUEUE, OUTBOUND_EMAIL_QUEUE, ASSIGNMENT_JOBS_QUEUE)
 
 # One entity-group transaction (Azure's limit; Azurite accepts more).
 MAX_TRANSACTION_OPERATIONS = 100
@@ -119,7 +128,7 @@ class TableStore(Protocol):
     def merge(self, table: str, entity: dict[str, Any], etag: str | None = None) -> bool: ...
     def replace_if_match(self, table: str, entity: dict[str, Any], etag: str) -> None: ...
     def delete(self, table: str, partition_key: str, row_key: str, etag: str | None = None) -> None: ...
-    def transact(self, table: str, operations: Iterable[Op]) -> None: ...
+    def transact(self, table: str, operations: Iterable[Op]) -> list[str | None]: ...
     def send(self, queue: str, body: bytes, visibility_timeout: int | None = None) -> None: ...
     def queue_depth(self, queue: str) -> int: ...
     def ping(self) -> dict[str, str]: ...
@@ -234,6 +243,51 @@ def range_filter(partition_key: str | None, row_from: str | None, row_below: str
     return " and ".join(clauses), parameters
 
 
+# Connections kept open per storage service: as many as requests an instance serves at once (the local
+# host's threads, the worker's thread pool); requests' default of 10 would open a new connection for
+# every call beyond the tenth.
+CONNECTIONS_PER_SERVICE = 64
+
+
+class _HttpSession:
+    """The HTTP session under one storage client, with the environment read once.
+
+    `requests` reads the proxy and CA-bundle variables of the whole process environment on every call
+    (a measurable part of a license check); they cannot change under a running worker (Azure restarts
+    it when app settings change), so they are read when the client is built, with the same meaning.
+    """
+
+    def __init__(self) -> None:
+        import requests
+        from urllib3.util.retry import Retry
+
+        self.session = requests.Session()
+        self.session.trust_env = False
+        # Retries are the SDK's (RetryProfile); the adapter must not retry underneath them.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=CONNECTIONS_PER_SERVICE,
+                                                max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, adapter)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        import os
+
+        from azure.core.pipeline.transport import RequestsTransport
+
+        kwargs: dict[str, Any] = {"transport": RequestsTransport(session=self.session, session_owner=False,
+                                                                 use_env_settings=False)}
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            kwargs["connection_verify"] = bundle
+        return kwargs
+
+    def route(self, url: str) -> None:
+        """Use the proxy the environment names for `url` (HTTP(S)_PROXY, NO_PROXY), as requests would."""
+        import requests
+
+        self.session.proxies.update(requests.utils.get_environ_proxies(url))
+
+
 @dataclass
 class Storage:
     """The app's tables and queues in one storage account, built from settings."""
@@ -251,19 +305,29 @@ class Storage:
 
     @cached_property
     def _table_service(self) -> TableServiceClient:
-        kwargs = self.retry.client_kwargs()
+        http = _HttpSession()
+        kwargs = {**self.retry.client_kwargs(), **http.client_kwargs()}
         if self.settings.storage_connection_string:
-            return TableServiceClient.from_connection_string(self.settings.storage_connection_string, **kwargs)
-        return TableServiceClient(endpoint=_required(self.settings.storage_table_uri), credential=self._credential,
-                                  **kwargs)
+            service = TableServiceClient.from_connection_string(self.settings.storage_connection_string, **kwargs)
+        else:
+            service = TableServiceClient(endpoint=_required(self.settings.storage_table_uri),
+                                         credential=self._credential, **kwargs)
+        http.route(service.url)
+        return service
 
     @cached_property
     def _queue_service(self) -> QueueServiceClient:
-        kwargs = self.retry.client_kwargs()
+        from azure.storage.queue import QueueServiceClient
+
+        http = _HttpSession()
+        kwargs = {**self.retry.client_kwargs(), **http.client_kwargs()}
         if self.settings.storage_connection_string:
-            return QueueServiceClient.from_connection_string(self.settings.storage_connection_string, **kwargs)
-        return QueueServiceClient(account_url=_required(self.settings.storage_queue_uri), credential=self._credential,
-                                  **kwargs)
+            service = QueueServiceClient.from_connection_string(self.settings.storage_connection_string, **kwargs)
+        else:
+            service = QueueServiceClient(account_url=_required(self.settings.storage_queue_uri),
+                                         credential=self._credential, **kwargs)
+        http.route(service.url)
+        return service
 
     def _table(self, name: str) -> TableClient:
         client = self._tables.get(name)
@@ -272,6 +336,8 @@ class Storage:
         return client
 
     def _queue(self, name: str) -> QueueClient:
+        from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
+
         # The Functions host expects base64 message bodies (host.json messageEncoding default).
         return self._queue_service.get_queue_client(
             name,
@@ -390,20 +456,27 @@ class Storage:
 
     # --- entity-group transactions ---------------------------------------------------------------
 
-    def transact(self, table: str, operations: Iterable[Op]) -> None:
+    def transact(self, table: str, operations: Iterable[Op]) -> list[str | None]:
         """Submit one entity-group transaction (one partition, at most 100 operations): all or none.
 
-        A failed precondition (an ETag that no longer matches, a row that exists for `create` or is
-        missing for a conditional write) raises ConcurrencyConflict, and nothing is written.
+        Returns each operation's new ETag, in order (None for a delete). A failed precondition (an ETag
+        that no longer matches, a row that exists for `create` or is missing for a conditional write)
+        raises ConcurrencyConflict, and nothing is written.
         """
-        ops = [_sdk_operation(op) for op in operations]
+        kinds = []
+        ops = []
+        for op in operations:
+            kinds.append(op.kind)
+            ops.append(_sdk_operation(op))
         if not ops:
-            return
+            return []
         if len(ops) > MAX_TRANSACTION_OPERATIONS:
             raise ValueError(f"an entity-group transaction holds at most {MAX_TRANSACTION_OPERATIONS} operations")
         with _unavailable_on_error():
             try:
-                self._table(table).submit_transaction(ops)
+                results = self._table(table).submit_transaction(ops)
+                return [None if kind == "delete" else (result or {}).get("etag")
+                        for kind, result in zip(kinds, results, strict=False)]
             except TableTransactionError as exc:
                 if exc.status_code in (404, 409, 412) or getattr(exc, "error_code", None) in (
                     "UpdateConditionNotSatisfied",

@@ -2,13 +2,18 @@
 
     .venv/bin/python benchmarks/license_check.py [--seconds 5] [--users 64]
 
-Starts its own Azurite (in memory), identity provider and two local hosts running the real app:
-- a timing host wired straight to Azurite: checks per second and p50/p99 latency at 1, 16 and 64
-  concurrent clients (each client its own user and keep-alive connection), next to the same numbers
-  for a raw Azurite point read (azure-data-tables `get_entity`) measured in the same run;
+Starts its own Azurite (in memory), identity provider and three local hosts:
+- a timing host running the real app, wired straight to Azurite: checks per second and p50/p99 latency
+  at 1, 16 and 64 concurrent clients (each client its own user and keep-alive connection), next to the
+  same numbers for a raw Azurite point read (azure-data-tables `get_entity`) and for a function that
+  touches no storage, served by the same local host (a one-function app written to a temporary
+  folder), all measured in the same run;
 - a counting host whose table endpoint goes through a small proxy that counts every HTTP request it
   forwards to Azurite: storage calls per check, counted per table, for steady-state checks and for
   first checks (which bind a seat).
+
+It ends with the rows of issue 14's table: the check's p50 against the no-storage function plus the raw
+read at one client, checks/s against raw reads/s at 16 clients, and the storage calls of a first check.
 
 The per-user rate limit is raised for the run (LICENSE_RATE_LIMIT_PER_MINUTE): every client checks
 as fast as it can. The numbers describe this machine and the local host (one Python process, threads),
@@ -51,6 +56,19 @@ from tests.conftest import app_values  # noqa: E402
 from tests.license_fixtures import assign  # noqa: E402
 
 CONCURRENCY = (1, 16, 64)
+
+# The baseline function: what the local host costs a request that does nothing else.
+BASELINE_APP = """
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.route(route="baseline", methods=["GET"])
+def baseline(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse('{"valid":true}', mimetype="application/json")
+"""
+BASELINE_HOST_JSON = '{"version": "2.0", "extensions": {"http": {"routePrefix": "api"}}}'
 _REQUEST_LINE = re.compile(rb"^([A-Z]+) /[^/ ]+/([A-Za-z]+)")
 
 
@@ -185,6 +203,13 @@ def main() -> int:
 
         timing_url, settings = start(azurite.table_port)
         counting_url, _ = start(proxy.port)
+        baseline_dir = work_dir / "baseline_app"
+        baseline_dir.mkdir()
+        (baseline_dir / "function_app.py").write_text(BASELINE_APP, encoding="utf-8")
+        (baseline_dir / "host.json").write_text(BASELINE_HOST_JSON, encoding="utf-8")
+        baseline_host = launch_host(baseline_dir, port=free_port())
+        hosts.append(baseline_host)
+        baseline_url = f"{baseline_host.url}/api/baseline"
 
         # One active subscription with a seat per user; tokens issued once (the add-in reuses its token).
         storage = Storage(settings)
@@ -243,24 +268,34 @@ def main() -> int:
             raw_clients[index].get_entity(subscription_id, SUBSCRIPTION_ROW)
             return True
 
+        def baseline(index: int, session: requests.Session):
+            response = session.get(baseline_url, timeout=30)
+            return True if response.status_code == 200 else response.status_code
+
+        with requests.Session() as session:
+            for _ in range(50):
+                baseline(0, session)
+
         rows = []
         for concurrency in CONCURRENCY:
             checks = run_load(concurrency, args.seconds,
                               lambda index, session: check(timing_url, tokens[index % len(tokens)], session))
             reads = run_load(concurrency, args.seconds, raw_read)
-            rows.append((concurrency, checks, reads))
+            nothing = run_load(concurrency, args.seconds, baseline)
+            rows.append((concurrency, checks, reads, nothing))
 
         print()
         print("GET /api/license through the local host, against Azurite (in memory)")
         print(f"{args.seconds:.0f} s per step, {args.users} users, one keep-alive connection per client\n")
         print(f"{'clients':>7} | {'checks/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>6} | "
-              f"{'raw reads/s':>11} {'p50 ms':>8} {'p99 ms':>8}")
-        print("-" * 84)
-        for concurrency, checks, reads in rows:
+              f"{'raw reads/s':>11} {'p50 ms':>8} {'p99 ms':>8} | {'no-storage/s':>12} {'p50 ms':>8}")
+        print("-" * 108)
+        for concurrency, checks, reads, nothing in rows:
             failed = sum(checks["failures"].values())
             print(f"{concurrency:>7} | "
                   f"{checks['per_second']:>9.0f} {checks['p50']:>8.2f} {checks['p99']:>8.2f} {failed:>6} | "
-                  f"{reads['per_second']:>11.0f} {reads['p50']:>8.2f} {reads['p99']:>8.2f}")
+                  f"{reads['per_second']:>11.0f} {reads['p50']:>8.2f} {reads['p99']:>8.2f} | "
+                  f"{nothing['per_second']:>12.0f} {nothing['p50']:>8.2f}")
             if checks["failures"]:
                 print(f"        failures: {checks['failures']}")
         print()
@@ -268,6 +303,19 @@ def main() -> int:
               f"{sum(steady.values()) / args.count_checks:.2f}  {dict(steady)}")
         print(f"storage calls per first check, binding the seat (counted over {len(first_use_tokens)} checks): "
               f"{sum(first_use.values()) / len(first_use_tokens):.2f}  {dict(first_use)}")
+
+        by_clients = {concurrency: (checks, reads, nothing) for concurrency, checks, reads, nothing in rows}
+        checks, reads, nothing = by_clients[1]
+        print()
+        print("issue 14, measured in this run:")
+        print(f"  license check p50 / (no-storage function + raw point read), 1 client: {checks['p50']:.2f} ms / "
+              f"({nothing['p50']:.2f} + {reads['p50']:.2f}) ms = "
+              f"{checks['p50'] / (nothing['p50'] + reads['p50']):.2f}x  (goal <= 1.3x)")
+        checks, reads, _ = by_clients[16]
+        print(f"  checks/s / raw point reads/s, 16 clients: {checks['per_second']:.0f} / {reads['per_second']:.0f} = "
+              f"{checks['per_second'] / reads['per_second']:.2f}  (goal >= 0.8)")
+        print(f"  storage calls for a first check that binds the seat: "
+              f"{sum(first_use.values()) / len(first_use_tokens):.2f}  (goal <= 4)")
         return 0
     finally:
         for host in hosts:

@@ -11,7 +11,7 @@ from handlers.blueprint import new_blueprint
 from handlers.paging import PAGE_SIZE
 from handlers.responses import csv_response, json_response
 from handlers.web import WebRequest
-from services import access, audit_log, bootstrap, seat_listing
+from services import access, audit_log, audit_sentences, bootstrap, seat_listing
 from services.subscription import Subscription
 
 bp = new_blueprint()
@@ -41,7 +41,7 @@ def audit_page(web: WebRequest, caller: access.Caller, subscription: Subscriptio
                                         seat_listing.decode_token(inputs.continuation(continuation)), PAGE_SIZE)
     except ValueError:
         entries, token = audit_log.page(bootstrap.storage(), subscription.id, None, PAGE_SIZE)
-    shown = [{**entry, "changes": audit_log.field_changes(entry)} for entry in entries]
+    shown = [audit_sentences.describe(entry, web.language) for entry in entries]
     return web.render("audit.html", subscription=subscription, entries=shown,
                       continuation=seat_listing.encode_token(token), paged=bool(continuation))
 

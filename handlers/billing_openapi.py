@@ -356,3 +356,109 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/billing-settings", "put",
         **_common("billing.manage"),
     },
 })
+
+
+# --- the billing interval: monthly or annual from the next renewal (handlers/billing_interval_api.py) -----
+
+_INTERVAL_BODY = {"type": "object", "required": ["interval"], "properties": {
+    "interval": {"type": "string", "enum": ["month", "year"],
+                 "description": "`month` (monthly billing) or `year` (annual billing: ten months' price)"}}}
+_INTERVAL_PREVIEW_EXAMPLE: dict[str, Any] = {
+    "subscription_id": "sub_1Q2w3E4r5T6y", "interval": {"current": "month", "new": "year"},
+    "starts_at": "2026-01-16T00:00:00+00:00", "quantity": 12, "currency": "eur",
+    "unit_amount": {"current": 480, "new": 4800},
+    "first_invoice": {"date": "2026-01-16T00:00:00+00:00", "subtotal": 57600, "tax": 10944, "total": 68544,
+                      "amount_due": 68544},
+    "current_total": 5760, "yearly_difference": 11520, "scheduled": False,
+}
+api_spec.schema("BillingIntervalPreview", {
+    "type": "object",
+    "description": f"What billing per the other interval costs from the next renewal (`starts_at`) on, at the current "
+                   f"number of licenses. {_MONEY} `first_invoice` is Stripe's preview of the renewal invoice at "
+                   "the new interval, tax included; `unit_amount` is per license and interval by volume tier; "
+                   "`current_total` what one current interval costs now (before tax); `yearly_difference` what the "
+                   "switch saves per year before tax (negative: costs more). Nothing is charged when the switch is "
+                   "planned: the renewal invoice bills the new interval.",
+    "properties": {
+        "subscription_id": {"type": "string"},
+        "interval": {"type": "object", "properties": {"current": {"type": "string", "enum": ["month", "year"]},
+                                                      "new": {"type": "string", "enum": ["month", "year"]}}},
+        "starts_at": {"type": "string", "format": "date-time", "description": "the next renewal"},
+        "quantity": {"type": "integer"},
+        "currency": {"type": "string"},
+        "unit_amount": {"type": "object", "properties": {"current": {"type": "integer"}, "new": {"type": "integer"}}},
+        "first_invoice": {"type": "object", "properties": {
+            "date": {"type": "string", "format": "date-time"}, "subtotal": {"type": "integer"},
+            "tax": {"type": "integer"}, "total": {"type": "integer"},
+            "amount_due": {"type": "integer", "description": "after any credit balance"}}},
+        "current_total": {"type": "integer"},
+        "yearly_difference": {"type": "integer"},
+        "scheduled": {"type": "boolean", "description": "this switch is planned already"},
+    },
+    "example": _INTERVAL_PREVIEW_EXAMPLE,
+})
+_INTERVAL_ANSWER = {"type": "object", "properties": {
+    "changed": {"type": "boolean", "description": "false: Stripe had it so already (a repeated request)"},
+    "interval": {"type": "string", "enum": ["month", "year"], "description": "billed per this interval now"},
+    "scheduled_interval": {"type": ["string", "null"], "enum": ["month", "year", None],
+                           "description": "and per this one from `starts_at` on; null: nothing planned"},
+    "starts_at": {"type": ["string", "null"], "format": "date-time"},
+    "subscription": {"$ref": "#/components/schemas/SubscriptionDetail"}}}
+_INTERVAL_SUBSCRIPTION = {**_SUBSCRIPTION_EXAMPLE, "role": "owner", "billing_interval": "month"}
+_INTERVAL_REFUSALS = ("interval_unchanged (billed per that interval already; with `scheduled_interval` when a switch "
+                      "away from it is planned: withdraw it with DELETE), subscription_cancelling (it ends at "
+                      "`ends_at`: undo the cancellation first), subscription_not_active (it ended), stripe_refused")
+api_spec.describe("/v1/subscriptions/{subscription_id}/billing-interval/preview", "post", {
+    "summary": "Preview switching to monthly or annual billing at the next renewal",
+    "description": f"{_BILLING} Asks Stripe (`Invoice.create_preview`); nothing changes and nothing is audited.",
+    "security": _SECURITY,
+    "parameters": [_SUB_PARAM],
+    "requestBody": {"required": True, "content": _json(_INTERVAL_BODY, {"interval": "year"})},
+    "responses": {
+        "200": {"description": "the preview", "content": _json(
+            {"$ref": "#/components/schemas/BillingIntervalPreview"}, _INTERVAL_PREVIEW_EXAMPLE)},
+        "400": api_spec.error_response("invalid_interval (`field`: interval, with `allowed`), invalid_json / "
+                                       "invalid_body"),
+        "409": api_spec.error_response(_INTERVAL_REFUSALS),
+        **_common("billing.manage"),
+    },
+})
+api_spec.describe("/v1/subscriptions/{subscription_id}/billing-interval", "put", {
+    "summary": "Switch to monthly or annual billing at the next renewal",
+    "description": f"{_BILLING} Nothing is charged or prorated now: the current period runs out as it is paid, and the "
+                   "renewal invoice bills the new interval at the same number of licenses (a quantity changed "
+                   "meanwhile is carried over). Stripe plans it in a subscription schedule. The `Idempotency-Key` "
+                   "header is required: retrying with the same key plans it once; asking for the switch already "
+                   "planned answers `changed: false`. Audited (`billing.interval_scheduled`). Undo with DELETE "
+                   "before the renewal. While a switch is planned, cancelling is refused until it is withdrawn.",
+    "security": _SECURITY,
+    "parameters": [_SUB_PARAM, {"name": "Idempotency-Key", "in": "header", "required": True,
+                                "schema": {"type": "string", "pattern": f"^{REQUEST_ID_PATTERN}$"},
+                                "example": "annual-from-2026-01-16"}],
+    "requestBody": {"required": True, "content": _json(_INTERVAL_BODY, {"interval": "year"})},
+    "responses": {
+        "200": {"description": "planned (or already so); the subscription as stored now", "content": _json(
+            _INTERVAL_ANSWER, {"changed": True, "interval": "month", "scheduled_interval": "year",
+                               "starts_at": "2026-01-16T00:00:00+00:00",
+                               "subscription": {**_INTERVAL_SUBSCRIPTION, "scheduled_interval": {
+                                   "interval": "year", "at": "2026-01-16T00:00:00+00:00"}}})},
+        "400": api_spec.error_response("idempotency_key_required, invalid_request_id (`field`: Idempotency-Key), "
+                                       "invalid_interval, invalid_json / invalid_body"),
+        "409": api_spec.error_response(f"{_INTERVAL_REFUSALS}, idempotency_conflict"),
+        **_common("billing.manage"),
+    },
+})
+api_spec.describe("/v1/subscriptions/{subscription_id}/billing-interval", "delete", {
+    "summary": "Withdraw the planned switch (before the renewal)",
+    "description": f"{_BILLING} The subscription goes on billed as it is now. Audited "
+                   "(`billing.interval_unscheduled`).",
+    "security": _SECURITY,
+    "parameters": [_SUB_PARAM],
+    "responses": {
+        "200": {"description": "withdrawn", "content": _json(_INTERVAL_ANSWER, {
+            "changed": True, "interval": "month", "scheduled_interval": None, "starts_at": None,
+            "subscription": {**_INTERVAL_SUBSCRIPTION, "scheduled_interval": None}})},
+        "409": api_spec.error_response("not_scheduled (nothing planned), subscription_not_active (it ended)"),
+        **_common("billing.manage"),
+    },
+})

@@ -24,7 +24,7 @@ from typing import Any
 import azure.functions as func
 
 from adapters.stripe_gateway import StripeUnavailable
-from handlers import billing_settings_pages, gate
+from handlers import billing_interval_pages, billing_settings_pages, gate
 from handlers.billing_api import billing
 from handlers.blueprint import new_blueprint
 from handlers.seat_changes import InvalidRequestId, actor, request_id
@@ -212,7 +212,8 @@ def billing_page(web: WebRequest, caller: access.Caller, subscription: Subscript
     return web.render("billing.html", status=status, subscription=subscription, invoices=invoices,
                       next_cursor=next_cursor, paged=bool(cursor), error=error,
                       e_invoices=e_invoice_documents.available_profiles(web.settings),
-                      **billing_settings_pages.section(web, subscription))
+                      **billing_settings_pages.section(web, subscription),
+                      **billing_interval_pages.section(web, subscription))
 
 
 @bp.route(route="subscriptions/{subscription_id}/billing/portal", methods=["POST"],

@@ -131,11 +131,16 @@ def subscription_json(subscription: Subscription, caller: access.Caller, *, deta
                  and subscription.kind == "organisation" else None,
                  "invoices": f"{base}/invoices" if caller.can(access.BILLING_MANAGE) else None,
                  "billing_portal": f"{base}/billing-portal" if caller.can(access.BILLING_MANAGE) else None,
+                 "billing_interval": f"{base}/billing-interval" if caller.can(access.BILLING_MANAGE) else None,
                  "cancellation": f"{base}/cancellation" if caller.can(access.OWNER) else None}
         out.update({
             "owner": {"name": subscription.owner_name, "email": subscription.owner_email},
             "current_period_end": _at(subscription.current_period_end),
             "cancel_at_period_end": subscription.cancel_at_period_end,
+            "billing_interval": subscription.billing_interval or None,
+            "scheduled_interval": {"interval": subscription.scheduled_interval,
+                                   "at": _at(subscription.scheduled_interval_at)}
+            if subscription.scheduled_interval else None,
             "grace_until": _at(subscription.grace_ends_at(grace_days)),
             "links": {name: link for name, link in links.items() if link},
         })

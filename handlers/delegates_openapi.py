@@ -59,6 +59,12 @@ api_spec.schema("SubscriptionDetail", {
         "owner": {"type": "object", "properties": {"name": {"type": "string"}, "email": {"type": "string"}}},
         "current_period_end": {"type": ["string", "null"], "format": "date-time"},
         "cancel_at_period_end": {"type": "boolean"},
+        "billing_interval": {"type": ["string", "null"], "enum": ["month", "year", None],
+                             "description": "billed monthly or annually (null until Stripe's state was read)"},
+        "scheduled_interval": {"type": ["object", "null"], "description": "a switch of the billing interval planned "
+                               "for the next renewal (PUT/DELETE .../billing-interval)", "properties": {
+                                   "interval": {"type": "string", "enum": ["month", "year"]},
+                                   "at": {"type": ["string", "null"], "format": "date-time"}}},
         "grace_until": {"type": ["string", "null"], "format": "date-time"},
         "links": {"type": "object", "description": "the API routes the caller may use on it",
                   "additionalProperties": {"type": "string"}},

@@ -157,7 +157,7 @@ def _answer(decision: Decision, tid: str, oid: str, settings: Settings, language
     subscription = decision.subscription
     lease = lease_expires_at = None
     if decision.valid and subscription is not None:
-        lease, lease_expires_at = keys_for(settings).issue(
+        lease, lease_expires_at = keys_for(settings).lease(
             tid=tid, oid=oid, subscription_id=subscription.id, code=decision.code.value, valid=True,
             ttl=timedelta(hours=settings.lease_ttl_hours), not_after=decision.lease_not_after, now=now,
         )

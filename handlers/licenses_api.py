@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
 
-from handlers import gate, inputs, licenses_openapi  # noqa: F401 - licenses_openapi describes these routes
+from handlers import assignment_jobs, gate, inputs, licenses_openapi  # noqa: F401 - licenses_openapi describes these routes
 from handlers.blueprint import new_blueprint
 from handlers.responses import csv_response, error, json_response
 from handlers.seat_changes import api_request_id, context
 from services import access, bootstrap, seat_assignment, seat_listing, seat_revocation
 from services.address_list import AddressList, AddressListError, parse_addresses, parse_csv
+from services.assignment_job_record import Progress
 from services.assignment_limits import DomainsNeedConfirmation, check_domains
-from services.seat_change import AlreadyAssigned, NoSeatsFree, NotAssigned
+from services.seat import status_of
+from services.seat_change import AlreadyAssigned, NoSeatsFree, NotAssigned, SeatTaken, UndoExpired
 from services.subscription import Subscription
 from services.unit_of_work import Refused
 
@@ -49,7 +52,7 @@ def _seat_error_json(exc: Refused, subscription_id: str) -> func.HttpResponse:
     if isinstance(exc, NoSeatsFree):
         extra = {"needed": exc.needed, "free": exc.free,
                  "subscription_url": f"{bootstrap.settings().public_base_url}/api/subscriptions/{subscription_id}"}
-    elif isinstance(exc, (NotAssigned, AlreadyAssigned)):
+    elif isinstance(exc, (NotAssigned, AlreadyAssigned, SeatTaken, UndoExpired)):
         extra = {"email": exc.email}
     elif isinstance(exc, DomainsNeedConfirmation):
         extra = {"domains": exc.domains}
@@ -107,6 +110,8 @@ def _assignment_json(outcome: seat_assignment.Assignment) -> dict[str, Any]:
         "assigned_count": sub.assigned_count if sub else None,
         "quantity": sub.quantity if sub else None,
         "free": max(sub.quantity - sub.assigned_count, 0) if sub else None,
+        # More addresses than one transaction: the seats are written, their lookup rows and mails follow.
+        "job_url": assignment_jobs.job_url(sub.id, outcome.job.id) if sub and outcome.job else None,
     }
 
 
@@ -137,6 +142,11 @@ def api_assign_licenses(req: func.HttpRequest, caller: access.Caller, subscripti
     ctx = context(caller)
     check_domains(ctx.uow, subscription, addresses.valid, confirmed=confirmed)
     outcome = seat_assignment.assign(ctx, subscription.id, addresses.valid, request_id, addresses.duplicates)
+    if outcome.job is not None and outcome.background:
+        # A big list: accepted, the job assigns it (services/assignment_job.py); its progress is at Location.
+        job = assignment_jobs.job_json(Progress(outcome.job, ()), subscription.id)
+        return json_response(job, status=202, headers={"Location": assignment_jobs.job_url(subscription.id,
+                                                                                           outcome.job.id)})
     return json_response(_assignment_json(outcome))
 
 
@@ -147,7 +157,25 @@ def api_assign_licenses(req: func.HttpRequest, caller: access.Caller, subscripti
 def api_revoke_license(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     email = inputs.path_address(req.route_params.get("email"))
     after = seat_revocation.revoke(context(caller), subscription.id, email)
-    return json_response({"revoked": email, "assigned_count": after.assigned_count, "quantity": after.quantity})
+    undo_until = datetime.now(UTC) + seat_revocation.UNDO_WINDOW
+    return json_response({"revoked": email, "assigned_count": after.assigned_count, "quantity": after.quantity,
+                          "undo_until": undo_until.isoformat(timespec="seconds")})
+
+
+@bp.route(route="v1/subscriptions/{subscription_id}/licenses/{email}/restore", methods=["POST"],
+          auth_level=func.AuthLevel.ANONYMOUS)
+@gate.api(access.LICENSES_ASSIGN)
+@_seat_errors
+def api_restore_license(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
+    """Undo a revoke of the last minutes: the same address assigned again through the assignment's rules."""
+    email = inputs.path_address(req.route_params.get("email"))
+    payload = inputs.json_object(req.get_body() or b"{}", 'send {} or {"request_id": "..."}')
+    request_id = api_request_id(req, payload.get("request_id"))
+    after = seat_revocation.undo_revoke(context(caller), subscription.id, email, request_id)
+    # A new seat: pending (or as the subscription's state says) until the user's next license check.
+    status = status_of(after, bound=False, over_quantity=False, grace_days=bootstrap.settings().grace_days)
+    return json_response({"restored": email, "status": status, "assigned_count": after.assigned_count,
+                          "quantity": after.quantity})
 
 
 @bp.route(route="v1/subscriptions/{subscription_id}/licenses/{email}/reassign", methods=["POST"],

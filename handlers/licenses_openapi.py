@@ -129,11 +129,34 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/licenses/{email}", "delet
     "summary": "Revoke a license; the user is unlicensed at once",
     "security": _SECURITY,
     "parameters": [_SUB_PARAM, _EMAIL_PARAM],
-    "responses": {"200": {"description": "revoked", "content": {"application/json": {"schema": {
-                      "type": "object", "properties": {"revoked": {"type": "string"}, **_COUNTS}}}}},
+    "responses": {"200": {"description": "revoked; POST .../restore undoes it until `undo_until`", "content": {
+                      "application/json": {"schema": {"type": "object", "properties": {
+                          "revoked": {"type": "string"}, **_COUNTS,
+                          "undo_until": {"type": "string", "format": "date-time"}}}}}},
                   **_COMMON,
                   "400": invalid_input_response("email"),
                   "404": api_spec.error_response("unknown subscription, or the address holds no license")},
+})
+api_spec.describe("/v1/subscriptions/{subscription_id}/licenses/{email}/restore", "post", {
+    "summary": "Undo a revoke of the last 10 minutes: the same address gets a license again",
+    "description": "An assignment of the revoked address through the usual rules (a free license, a subscription "
+    "that has not ended), audited as `license.restored`; no second welcome e-mail. The seat is new: `pending` "
+    "until the user's next license check binds it. Retrying with the same request_id answers as the first call.",
+    "security": _SECURITY,
+    "parameters": [_SUB_PARAM, _EMAIL_PARAM,
+                   {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "pattern": _REQUEST_ID}}],
+    "requestBody": {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"request_id": {"type": "string", "pattern": _REQUEST_ID}}}}}},
+    "responses": {"200": {"description": "the license is assigned again", "content": {"application/json": {
+                      "schema": {"type": "object", "properties": {
+                          "restored": {"type": "string"}, "status": {"type": "string", "enum": list(STATUSES)},
+                          **_COUNTS}}}}},
+                  **_COMMON,
+                  "400": invalid_input_response("email or request_id"),
+                  "409": api_spec.error_response(
+                      "undo_expired: no revoke of the address in the last 10 minutes (assign it instead); "
+                      "seat_taken: no license is free any more; already_assigned: the address holds a license "
+                      "again; subscription_ended; nothing changed")},
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}/licenses/{email}/reassign", "post", {
     "summary": "Move a license to another address in one step",

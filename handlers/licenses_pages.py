@@ -1,5 +1,6 @@
-"""Licenses (seats) on the dashboard (PRODUCT.md capability 3): the list, the assign, revoke and
-reassign forms, the CSV export.
+"""Licenses (seats) on the dashboard (PRODUCT.md capability 3): the list, the assign form, the CSV
+export. Revoke, reassign and undo (the row actions, their dialogs and confirmation pages) are in
+handlers/license_actions_pages.py.
 
 Thin: the gate (`handlers/gate.py`) checks the session, the subscription, the route's permission
 and the form's CSRF token; the view parses the form, calls the seat services and renders or redirects.
@@ -12,17 +13,16 @@ from typing import Any
 
 import azure.functions as func
 
-from handlers import gate, inputs
+from handlers import assignment_jobs, gate, inputs
 from handlers.blueprint import new_blueprint
 from handlers.paging import PAGE_SIZE
 from handlers.responses import csv_response
 from handlers.seat_changes import InvalidRequestId, context, request_id
 from handlers.web import WebRequest
-from services import access, bootstrap, seat_assignment, seat_listing, seat_revocation
+from services import access, assignment_job, bootstrap, seat_assignment, seat_listing, seat_revocation
 from services.address_list import (
     MAX_ADDRESS_LENGTH,
     MAX_ADDRESSES,
-    AddressList,
     AddressListError,
     combine,
     parse_addresses,
@@ -31,7 +31,7 @@ from services.address_list import (
 from services.assignment_limits import DomainsNeedConfirmation, check_domains
 from services.i18n import translator
 from services.seat import STATUSES
-from services.seat_change import AlreadyAssigned, NoSeatsFree, NotAssigned
+from services.seat_change import NoSeatsFree, RequestIdReused
 from services.subscription import Subscription
 from services.unit_of_work import Refused
 
@@ -77,6 +77,13 @@ def _render_licenses(
         statuses=STATUSES,
         free=max(subscription.quantity - subscription.assigned_count, 0),
         can_assign=caller.can(access.LICENSES_ASSIGN),
+        # Revokes of the last minutes, with their undo (services/seat_revocation.py).
+        revocations=seat_revocation.recent_revocations(bootstrap.unit_of_work(), subscription.id)
+        if caller.can(access.LICENSES_ASSIGN) else [],
+        undo_minutes=seat_revocation.UNDO_MINUTES,
+        # Bulk assignments still running, with their progress bars (services/assignment_job.py).
+        jobs=[assignment_jobs.job_view(p, subscription.id, web.language)
+              for p in assignment_job.running(bootstrap.unit_of_work(), subscription.id)],
         can_view=caller.can(access.SUBSCRIPTION_VIEW),
         can_quantity=caller.can(access.QUANTITY_MANAGE) and subscription.kind == "organisation",
         request_id=uuid.uuid4().hex,
@@ -129,8 +136,17 @@ def assign_form(web: WebRequest, caller: access.Caller, subscription: Subscripti
         # Where the need arises: add the missing licenses (or who can), instead of buying a second subscription.
         return _render_licenses(web, caller, subscription, 409, form_error=t("licenses.error.no_seats_free",
                                 needed=exc.needed, free=exc.free), pasted=pasted, missing=exc.needed - exc.free)
+    except RequestIdReused:
+        return _render_licenses(web, caller, subscription, 409, form_error=t("licenses.error.request_id_reused"),
+                                pasted=pasted)
     except Refused as exc:
         return _render_licenses(web, caller, subscription, exc.status, form_error=str(exc), pasted=pasted)
+    if outcome.job is not None and outcome.background:
+        # A big list runs as a job (services/assignment_job.py): its page shows how far it got.
+        web.flash("success", t("jobs.flash.started", count=outcome.job.new))
+        if outcome.duplicates:
+            web.flash("info", t("licenses.flash.duplicates", emails=", ".join(outcome.duplicates[:50])))
+        return web.redirect(assignment_jobs.job_page_url(subscription.id, outcome.job.id))
     if outcome.assigned and typed is not None and uploaded is not None and upload is not None:
         web.flash("success", t("licenses.flash.assigned_combined", count=len(outcome.assigned),
                                pasted=len(typed.valid), uploaded=len(uploaded.valid), file=upload[0][:100]))
@@ -140,55 +156,6 @@ def assign_form(web: WebRequest, caller: access.Caller, subscription: Subscripti
         web.flash("info", t("licenses.flash.already", emails=", ".join(outcome.already_assigned[:50])))
     if outcome.duplicates:
         web.flash("info", t("licenses.flash.duplicates", emails=", ".join(outcome.duplicates[:50])))
-    return web.redirect(_licenses_url(subscription.id))
-
-
-@bp.route(route="subscriptions/{subscription_id}/licenses/revoke", methods=["POST"],
-          auth_level=func.AuthLevel.ANONYMOUS)
-@gate.page(access.LICENSES_ASSIGN, form=True, not_found="licenses.not_found")
-def revoke_form(web: WebRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
-    t = translator(web.language)
-    email = web.form().get("email", "").strip().lower()
-    try:
-        email = inputs.named_address(email)
-        seat_revocation.revoke(context(caller), subscription.id, email)
-        web.flash("success", t("licenses.flash.revoked", email=email))
-    except (NotAssigned, inputs.InvalidInput):
-        web.flash("error", t("licenses.error.not_assigned", email=email[:300]))
-    return web.redirect(_licenses_url(subscription.id))
-
-
-@bp.route(route="subscriptions/{subscription_id}/licenses/reassign", methods=["POST"],
-          auth_level=func.AuthLevel.ANONYMOUS)
-@gate.page(access.LICENSES_ASSIGN, form=True, not_found="licenses.not_found")
-def reassign_form(web: WebRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
-    t = translator(web.language)
-    form = web.form()
-    email = form.get("email", "").strip().lower()
-    try:
-        reassignment_id = request_id(form.get("request_id"), "request_id")
-    except InvalidRequestId:
-        web.flash("error", t("licenses.error.invalid_request_id"))
-        return web.redirect(_licenses_url(subscription.id))
-    try:
-        target = parse_addresses([form.get("to", "")])
-    except AddressListError:
-        target = AddressList()
-    if target.invalid or len(target.valid) != 1:
-        web.flash("error", t("licenses.error.invalid_target", email=form.get("to", "")[:300]))
-        return web.redirect(_licenses_url(subscription.id))
-    try:
-        email = inputs.named_address(email)
-    except inputs.InvalidInput:
-        web.flash("error", t("licenses.error.not_assigned", email=email[:300]))
-        return web.redirect(_licenses_url(subscription.id))
-    try:
-        seat_revocation.reassign(context(caller), subscription.id, email, target.valid[0], reassignment_id)
-        web.flash("success", t("licenses.flash.reassigned", email=email, to=target.valid[0]))
-    except NotAssigned:
-        web.flash("error", t("licenses.error.not_assigned", email=email))
-    except AlreadyAssigned:
-        web.flash("error", t("licenses.error.already_assigned", email=target.valid[0]))
     return web.redirect(_licenses_url(subscription.id))
 
 

@@ -42,7 +42,7 @@ resource poisonMoved 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'A queue message was moved to a -poison queue'
-    description: 'A Stripe event or an e-mail failed 5 times and now waits in stripe-events-poison or outbound-email-poison. See docs/operations.md, "Poison queues".'
+    description: 'A Stripe event, an e-mail or a chunk of a bulk license assignment failed 5 times and now waits in stripe-events-poison, outbound-email-poison or assignment-jobs-poison. See docs/operations.md, "Poison queues".'
     severity: 2
     enabled: true
     scopes: [

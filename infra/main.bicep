@@ -75,6 +75,7 @@ param invoiceMinQuantity string = ''
 param invoiceDaysUntilDue string = ''
 param setupReminderMinutes string = ''
 param maxQuantity string = ''
+param bulkAssignThreshold string = ''
 param graceDays string = ''
 param invitationDays string = ''
 param leaseTtlHours string = ''
@@ -112,12 +113,15 @@ var tableNames = [
   'Sessions'
   'SentMail'
   'TenantSubscriptions'
+  'OpenJobs'
 ]
 var queueNames = [
   'stripe-events'
   'stripe-events-poison'
   'outbound-email'
   'outbound-email-poison'
+  'assignment-jobs'
+  'assignment-jobs-poison'
 ]
 
 // App settings that come straight from parameters. An empty value is "not set" for the app
@@ -144,6 +148,7 @@ var operatorSettings = {
   INVOICE_DAYS_UNTIL_DUE: invoiceDaysUntilDue
   SETUP_REMINDER_MINUTES: setupReminderMinutes
   MAX_QUANTITY: maxQuantity
+  BULK_ASSIGN_THRESHOLD: bulkAssignThreshold
   GRACE_DAYS: graceDays
   INVITATION_DAYS: invitationDays
   LEASE_TTL_HOURS: leaseTtlHours

@@ -5,6 +5,7 @@ also use it in-process (one app per Python process, because apps share module na
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,16 @@ from .queue_runner import QueueRunner
 from .timer_runner import TimerRunner
 
 logger = logging.getLogger("local_host")
+
+
+def _disabled(name: str) -> bool:
+    """The app setting `AzureWebJobs.<function name>.Disabled` = true makes the host ignore a function's
+    trigger, as in Azure (learn.microsoft.com/azure/azure-functions/disable-function)."""
+    value = os.environ.get(f"AzureWebJobs.{name}.Disabled", "")
+    if value.strip().lower() in ("true", "1"):
+        logger.info("Function %s is disabled (AzureWebJobs.%s.Disabled)", name, name)
+        return True
+    return False
 
 
 class LocalHost:
@@ -46,7 +57,7 @@ class LocalHost:
         if applied:
             logger.info("Applied %d settings from local.settings.json", len(applied))
         self.config = load_host_config(self.app_dir)
-        self.functions = load_functions(self.app_dir)
+        self.functions = [spec for spec in load_functions(self.app_dir) if not _disabled(spec.name)]
         self._invoker = Invoker(str(self.app_dir), self.config.function_timeout)
         # Build every runner before starting anything, so a bad binding fails the start cleanly.
         runners: list[QueueRunner | TimerRunner] = []

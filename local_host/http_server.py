@@ -113,9 +113,15 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        # Head and body in one write (end_headers would flush the head alone): one packet for a small
+        # response instead of two.
+        parts = self._headers_buffer if self.request_version != "HTTP/0.9" else []  # 0.9: no head at all
+        if parts:
+            parts.append(b"\r\n")
         if self.command != "HEAD" and body:
-            self.wfile.write(body)
+            parts.append(body)
+        self.wfile.write(b"".join(parts))
+        self._headers_buffer = []
 
     def _handle(self) -> None:
         if self.server.closing:

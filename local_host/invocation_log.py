@@ -28,15 +28,21 @@ def configure_console_logging(level: int = logging.INFO) -> None:
     logging.getLogger("azure").setLevel(logging.WARNING)
 
 
+def _host_line(message: str) -> None:
+    """One INFO line of the host's own, built here rather than through the process's log-record factory:
+    the app may install one (services/observability.py redacts every record), and these lines, written
+    twice per invocation, carry nothing to redact. On Azure the host writes them outside the worker."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.handle(logging.LogRecord(logger.name, logging.INFO, __file__, 0, message, None, None))
+
+
 def executing(function_name: str, reason: str, invocation_id: str) -> None:
-    logger.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function_name, reason, invocation_id)
+    _host_line(f"Executing 'Functions.{function_name}' (Reason='{reason}', Id={invocation_id})")
 
 
 def executed(function_name: str, invocation_id: str, succeeded: bool, duration_ms: float) -> None:
-    logger.info(
-        "Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)",
-        function_name, "Succeeded" if succeeded else "Failed", invocation_id, round(duration_ms),
-    )
+    _host_line(f"Executed 'Functions.{function_name}' ({'Succeeded' if succeeded else 'Failed'}, "
+               f"Id={invocation_id}, Duration={round(duration_ms)}ms)")
 
 
 def failed(function_name: str, invocation_id: str) -> None:

@@ -229,13 +229,23 @@ class RouteTemplate:
                 raise RouteTemplateError(f"route {text!r}: a catch-all parameter must be the last segment")
         return cls(text, segments)
 
-    def match(self, raw_segments: list[str]) -> dict[str, str] | None:
-        """Match percent-encoded path segments; returns the decoded route values or None."""
+    @property
+    def first_literal(self) -> str | None:
+        """The first segment in lower case when it is plain text (a path must start with it), else None."""
+        if not self.segments or any(isinstance(p, _Parameter) for p in self.segments[0].parts):
+            return None
+        return self.segments[0].literal.lower()
+
+    def match(self, raw_segments: list[str], decoded: list[str] | None = None) -> dict[str, str] | None:
+        """Match percent-encoded path segments (`decoded`: the same, decoded, if the caller has them);
+        returns the decoded route values or None."""
+        if decoded is None:
+            decoded = [decode_path(s) for s in raw_segments]
         values: dict[str, str] = {}
         for index, segment in enumerate(self.segments):
             parameter = segment.only_parameter
             if parameter is not None and parameter.catch_all:
-                rest = decode_path("/".join(raw_segments[index:]))
+                rest = "/".join(decoded[index:])
                 if rest:
                     if not parameter.accepts(rest):
                         return None
@@ -250,7 +260,7 @@ class RouteTemplate:
                 if parameter.default is not None:
                     values[parameter.name] = parameter.default
                 continue
-            value = decode_path(raw_segments[index])
+            value = decoded[index]
             if parameter is not None:
                 if value == "" or not parameter.accepts(value):
                     return None
@@ -277,6 +287,10 @@ class Route:
     methods: frozenset[str] | None  # None: every method
     target: Any
     name: str  # the function's: routes are tried in the order of their names
+    first_literal: str | None = None
+
+    def __post_init__(self) -> None:
+        self.first_literal = self.template.first_literal
 
 
 @dataclass
@@ -313,9 +327,15 @@ class RouteTable:
         if [decode_path(s).lower() for s in segments[: len(prefix)]] != [p.lower() for p in prefix]:
             return None
         segments = segments[len(prefix):]
+        # Decoded once per request, not once per route tried (the host tries them in name order).
+        decoded = [decode_path(s) for s in segments]
+        first = decoded[0].lower() if decoded else ""
         allowed: set[str] = set()
         for route in self.routes:
-            values = route.template.match(segments)
+            literal = route.first_literal
+            if literal is not None and literal != first:
+                continue  # cannot match: its first segment is fixed text
+            values = route.template.match(segments, decoded)
             if values is None:
                 continue
             if route.methods is None or method.upper() in route.methods:

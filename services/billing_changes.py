@@ -31,6 +31,7 @@ from adapters.stripe_gateway import (
 from services.audit import Actor, AuditEntry
 from services.billing_events import Attribution, Billing, same_state, stripe_entry
 from services.subscription import Subscription
+from services.subscription_schedule import ScheduledSwitch, current_phase_start, schedule_id, scheduled_switch
 from services.unit_of_work import Refused, SubscriptionNotFound
 
 # Stripe statuses in which the subscription can still be changed (quantity, cancellation).
@@ -98,6 +99,13 @@ class StripeSeats:
     cancel_at_period_end: bool
     latest_invoice: str | None
     interval: str = "month"  # the seat price's billing interval: "month" or "year"
+    # The seat price's id; the subscription's schedule and the interval switch it plans for a
+    # renewal (services/subscription_schedule.py); whether Stripe computes tax.
+    price_id: str = ""
+    schedule: str | None = None
+    schedule_phase_start: int | None = None  # the start of its current phase
+    switch: ScheduledSwitch | None = None
+    automatic_tax: bool = False
 
     @property
     def period_ends_at(self) -> datetime:
@@ -125,7 +133,10 @@ class StripeSeats:
                    status=str(data.get("status") or ""), item_id=str(item["id"]),
                    quantity=int(item.get("quantity") or 0), period_start=int(start), period_end=int(end),
                    cancel_at_period_end=bool(data.get("cancel_at_period_end")),
-                   latest_invoice=str(latest) if latest else None, interval=str(interval))
+                   latest_invoice=str(latest) if latest else None, interval=str(interval),
+                   price_id=str((item.get("price") or {}).get("id") or ""), schedule=schedule_id(data),
+                   schedule_phase_start=current_phase_start(data), switch=scheduled_switch(data),
+                   automatic_tax=bool((data.get("automatic_tax") or {}).get("enabled")))
 
 
 def stripe_seats(billing: Billing, subscription_id: str) -> StripeSeats:

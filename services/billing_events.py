@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.lookup_repository import LookupRepository
-from adapters.stripe_gateway import StripeGateway, StripeNotFound, as_dict
+from adapters.stripe_gateway import StripeGateway, StripeNotFound, StripeRejected, as_dict
 from adapters.table_storage import STRIPE_EVENTS_QUEUE, TableStore
-from services import delayed_payment, invoice_mail, observability, subscription_store
+from services import delayed_payment, invoice_mail, observability, subscription_schedule, subscription_store
 from services.audit import Actor, AuditEntry
 from services.fulfilment import PURCHASE_BY_INVOICE, fulfil, fulfil_invoice_purchase
 from services.mail import compose, enqueue
@@ -146,7 +146,8 @@ def refresh(subscription_id: str, billing: Billing, reason: str,
         if attribution is not None:
             outcome = attribution(current, updated)
         elif same_state(current, updated):
-            outcome = None
+            # Only the copy of the billing interval kept for the pages may differ: stored, not audited.
+            outcome = None if same_interval(current, updated) else (updated, [])
         else:
             outcome = updated, [stripe_entry(current, updated, reason)]
         if outcome is not None:
@@ -180,13 +181,12 @@ def _tell_owner(billing: Billing, old: Subscription, new: Subscription, over: in
 
 def stripe_entry(current: Subscription, updated: Subscription, reason: str) -> AuditEntry:
     """The audit entry of a change Stripe told us about (webhook, reconciliation)."""
-    return AuditEntry(
-        STRIPE,
-        "subscription.updated",
-        target=reason,
-        before={"status": current.status, "quantity": current.quantity},
-        after={"status": updated.status, "quantity": updated.quantity},
-    )
+    before: dict[str, Any] = {"status": current.status, "quantity": current.quantity}
+    after: dict[str, Any] = {"status": updated.status, "quantity": updated.quantity}
+    if current.billing_interval and current.billing_interval != updated.billing_interval:
+        # A switch of the billing interval took effect (services/interval_change.py).
+        before["interval"], after["interval"] = current.billing_interval, updated.billing_interval
+    return AuditEntry(STRIPE, "subscription.updated", target=reason, before=before, after=after)
 
 
 def same_state(a: Subscription, b: Subscription) -> bool:
@@ -195,9 +195,22 @@ def same_state(a: Subscription, b: Subscription) -> bool:
     return all(getattr(a, k) == getattr(b, k) for k in keys)
 
 
+def same_interval(a: Subscription, b: Subscription) -> bool:
+    """Whether the two agree on the billing interval and a switch planned at Stripe (the copy kept
+    for the pages)."""
+    keys = ("billing_interval", "scheduled_interval", "scheduled_interval_at")
+    return all(getattr(a, k) == getattr(b, k) for k in keys)
+
+
 def _subscription_event(event: dict[str, Any], billing: Billing) -> str:
     obj = event["data"]["object"]
     before, after = refresh(obj["id"], billing, event["type"])
+    if after is not None and after.scheduled_interval and event["type"] == "customer.subscription.updated":
+        # A new number of licenses (made here or elsewhere) also for the planned interval switch.
+        try:
+            subscription_schedule.keep_in_step(billing.stripe, obj["id"], str(event["id"]))
+        except (StripeRejected, StripeNotFound) as exc:  # the schedule went meanwhile: nothing to keep
+            log.warning("schedule of %s not kept in step: %s", obj["id"], exc)
     if after is None and (obj.get("metadata") or {}).get("purchase") == PURCHASE_BY_INVOICE:
         # Bought by invoice (no Checkout session): this event fulfils it if the purchase request
         # did not get that far. The current state is read from Stripe, not from the payload.
@@ -208,6 +221,21 @@ def _subscription_event(event: dict[str, Any], billing: Billing) -> str:
         # read the current state itself.
         return "no such subscription yet"
     return f"status {after.status}, quantity {after.quantity}"
+
+
+def _schedule_event(event: dict[str, Any], billing: Billing) -> str:
+    """A subscription schedule changed (a switch of the billing interval planned, entered, withdrawn
+    or done): the subscription is read again for the copy the pages show."""
+    schedule = event["data"]["object"]
+    subscription_id = schedule.get("subscription") or schedule.get("released_subscription")
+    if isinstance(subscription_id, dict):
+        subscription_id = subscription_id.get("id")
+    if not subscription_id:
+        return "schedule without subscription"
+    _, after = refresh(str(subscription_id), billing, event["type"])
+    if after is None:
+        return "no such subscription yet"
+    return f"interval {after.billing_interval or '?'}, switching to {after.scheduled_interval or 'nothing'}"
 
 
 def invoice_subscription_id(invoice: dict[str, Any]) -> str | None:
@@ -291,6 +319,11 @@ _HANDLERS = {
     "customer.subscription.trial_will_end": _trial_will_end,
     "invoice.finalized": _invoice_finalized,
     "invoice.upcoming": _invoice_upcoming,
+    "subscription_schedule.created": _schedule_event,
+    "subscription_schedule.updated": _schedule_event,
+    "subscription_schedule.released": _schedule_event,
+    "subscription_schedule.completed": _schedule_event,
+    "subscription_schedule.canceled": _schedule_event,
 }
 
 

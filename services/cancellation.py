@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services import billing_changes
+from services import billing_changes, interval_change
 from services.audit import Actor
 from services.billing_changes import StripeSeats, changeable, stripe_refusals, stripe_seats
 from services.billing_events import Billing, refresh
@@ -56,6 +56,8 @@ def _set(billing: Billing, actor: Actor, subscription: Subscription, cancel: boo
                                       str(seats.period_end))
     changed = seats.cancel_at_period_end != cancel
     if changed:
+        if cancel:  # a planned switch of the billing interval is withdrawn first (Stripe requires it)
+            interval_change.before_cancelling(billing, seats, key)
         with stripe_refusals():
             billing.stripe.set_cancel_at_period_end(subscription.id, cancel)
     _, after = refresh(subscription.id, billing, "cancellation", billing_changes.attributed(

@@ -41,10 +41,19 @@ def choose_language(accept_language: str | None, chosen: str | None = None, defa
     return default
 
 
+def plural_key(key: str, count: int) -> str:
+    """`key.one` or `key.other`: English and German both use "one" for exactly 1, "other" else."""
+    return f"{key}.{'one' if count == 1 else 'other'}"
+
+
 def translator(language: str) -> Callable[..., str]:
     texts = catalog(language)
 
     def t(key: str, **values: object) -> str:
+        count = values.get("count")
+        if key not in texts and isinstance(count, int) and not isinstance(count, bool):
+            # Real plurals: a text kept as `key.one` / `key.other` is chosen by `count`.
+            key = plural_key(key, count)
         text = texts.get(key) or catalog("en").get(key) or key
         return text.format(**values) if values else text
 

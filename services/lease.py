@@ -41,6 +41,10 @@ GENERATED_KEY_FILE = APP_ROOT / ".data" / "lease-signing-key.pem"
 LEASE_AUDIENCE = "securemailmerge-addin"
 LEASE_TYPE = "license-lease+jwt"
 
+# How long a signed lease is handed out again for the same answer (LeaseKeys.lease), and how many are kept.
+REUSE_FOR = timedelta(minutes=5)
+_MAX_RECENT = 50_000
+
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z ]*PRIVATE KEY)-----.+?-----END \1-----", re.DOTALL)
 
 
@@ -142,6 +146,9 @@ class LeaseKeys:
         self.keys = keys
         self.issuer = issuer
         self._by_kid = {key.kid: key for key in keys}
+        # Leases issued in the last REUSE_FOR, by what they say: the add-in checks at every start, and a
+        # lease a few minutes old says the same as a new one (see `lease`).
+        self._recent: dict[tuple[Any, ...], tuple[float, str, datetime]] = {}
 
     @property
     def current(self) -> SigningKey:
@@ -188,6 +195,34 @@ class LeaseKeys:
             "jti": uuid.uuid4().hex,
         }
         return self.sign(claims), datetime.fromtimestamp(exp, tz=UTC)
+
+    def lease(
+        self,
+        *,
+        tid: str,
+        oid: str,
+        subscription_id: str,
+        code: str,
+        valid: bool,
+        ttl: timedelta,
+        not_after: datetime | None,
+        now: datetime | None = None,
+    ) -> tuple[str, datetime]:
+        """Like `issue`, but the lease issued for the same answer within the last REUSE_FOR is handed
+        out again instead of signing a new one: its expiry is at most REUSE_FOR earlier, and signing
+        is a good part of a license check's own work."""
+        now = now or datetime.now(UTC)
+        key = (tid, oid, subscription_id, code, valid, ttl, not_after)
+        recent = self._recent.get(key)
+        stamp = now.timestamp()
+        if recent is not None and 0 <= stamp - recent[0] < REUSE_FOR.total_seconds():
+            return recent[1], recent[2]
+        token, expires = self.issue(tid=tid, oid=oid, subscription_id=subscription_id, code=code, valid=valid,
+                                    ttl=ttl, not_after=not_after, now=now)
+        if len(self._recent) >= _MAX_RECENT:
+            self._recent.clear()
+        self._recent[key] = (stamp, token, expires)
+        return token, expires
 
     def verify(self, token: str, leeway: int = 0) -> dict[str, Any]:
         """The claims of a lease signed by one of these keys (what the add-in does with the JWKS)."""

@@ -8,9 +8,11 @@ Rules (PRODUCT.md sections 3 and 4; storage contract in services/seat.py):
   addresses (`preferred_username`, `upn`, `email`, `unique_name`) queried: first use. A seat found there
   is bound to (`tid`, `oid`) only when the token's `tid` is the subscription's tenant; a token from
   another tenant claiming the address gets NO_LICENSE and a log line naming ids only.
-- Binding updates the seat row under its ETag, so of two people checking at once only the first binds;
-  then the `oid|` lookup row is written and the `email|` one deleted. Afterwards the seat row is read
-  once more: if it was revoked meanwhile, the new lookup row is removed again.
+- Binding is two writes (a first check is at most four storage calls): the seat row, under the ETag its
+  lookup row carries, so of two people checking at once only the first binds (a stale ETag costs one
+  read of the seat); then the person's `oid|` row, which is only ever created, never written over: a
+  revoke that comes between the two leaves a tombstone there, and the check answers NO_LICENSE. The
+  `email|` row stays until the next daily last-seen write removes it (LicenseLookup.address_row).
 - A person with seats in several subscriptions gets the best, ranked by `RANK`.
 - The only other write: the seat's LastSeenOn, at most once a day (also kept on the lookup row, so the
   steady state need not read the seat row to know it is due).
@@ -30,7 +32,7 @@ from adapters.lookup_repository import LookupRepository
 from adapters.subscription_repository import SubscriptionRepository
 from adapters.table_storage import ConcurrencyConflict, TableStore
 from services.identity import Principal
-from services.seat import LicenseLookup, Seat, same_tenant, status_of
+from services.seat import LicenseLookup, same_tenant, status_of
 from services.subscription import LicenseState, Subscription
 from services.subscription_cache import SubscriptionCache
 
@@ -65,6 +67,9 @@ RANK = (
     Code.NO_LICENSE,
 )
 _RANK_OF = {code: index for index, code in enumerate(RANK)}
+# A tombstone (LicenseLookup.revoked) only has to outlive the checks that were binding its seat when it
+# was revoked (seconds); the person's next check after this long removes it.
+TOMBSTONE_KEPT = timedelta(days=1)
 
 @dataclass(frozen=True)
 class Decision:
@@ -142,31 +147,28 @@ class LicenseChecker:
         lookups = LookupRepository(storage)
         best = NO_LICENSE
         bound_ids = set()
-        for row in lookups.licenses_of_oid(principal.oid):
+        tombstones: dict[str, LicenseLookup] = {}
+        for row in lookups.oid_partition(principal.oid):
+            if row.revoked:
+                tombstones[row.subscription_id] = row
+                continue
             bound_ids.add(row.subscription_id)
             decision = self._bound(storage, principal, row, now)
             if decision.better_than(best):
                 best = decision
-        if best.valid:
-            return best
-        # First use (or a new assignment to an address of someone already bound elsewhere).
-        found_unbound = False
-        for address in sorted(principal.sign_in_addresses()):
-            for row in lookups.licenses_of_address(address):
-                if row.subscription_id in bound_ids:
-                    continue
-                found_unbound = True
-                decision = self._bind(storage, principal, row, now)
-                if decision.better_than(best):
-                    best = decision
-        if best is NO_LICENSE and not found_unbound:
-            # A concurrent first check of the same person may have bound the seat between our two
-            # queries (moving its row from `email|` to `oid|`): look at the oid partition once more.
-            for row in lookups.licenses_of_oid(principal.oid):
-                if row.subscription_id not in bound_ids:
-                    decision = self._bound(storage, principal, row, now)
+        if not best.valid:
+            # First use (or a new assignment to an address of someone already bound elsewhere). The
+            # address rows of seats this person holds already are left over from binding: skipped.
+            for address in sorted(principal.sign_in_addresses()):
+                for row in lookups.licenses_of_address(address):
+                    if row.subscription_id in bound_ids:
+                        continue
+                    decision = self._bind(storage, principal, row, tombstones.pop(row.subscription_id, None), now)
                     if decision.better_than(best):
                         best = decision
+        for tombstone in tombstones.values():
+            if tombstone.revoked_at is not None and now - tombstone.revoked_at > TOMBSTONE_KEPT:
+                lookups.delete_tombstone(tombstone)
         return best
 
     # --- steady state -----------------------------------------------------------------------------
@@ -196,11 +198,13 @@ class LicenseChecker:
             self._seen[memo_key] = today
         # A seat revoked meanwhile has nothing to record (False), and then neither has its lookup row.
         if SubscriptionRepository(storage).touch_seat(row.subscription_id, row.email, today):
-            LookupRepository(storage).touch_license(principal.oid, row.subscription_id, today)
+            LookupRepository(storage).touch_license(principal.oid, row.subscription_id, today,
+                                                    address=row.email if row.address_row else "")
 
     # --- first use ---------------------------------------------------------------------------------
 
-    def _bind(self, storage: TableStore, principal: Principal, row: LicenseLookup, now: datetime) -> Decision:
+    def _bind(self, storage: TableStore, principal: Principal, row: LicenseLookup, tombstone: LicenseLookup | None,
+              now: datetime) -> Decision:
         subscription = self.cache.get(storage, row.subscription_id)
         if subscription is None:
             return NO_LICENSE
@@ -209,39 +213,39 @@ class LicenseChecker:
             log.warning("license check: token tenant %s (oid %s) matches an address assigned in subscription "
                         "%s of another tenant; not bound", principal.tid, principal.oid, subscription.id)
             return NO_LICENSE
-        seats = SubscriptionRepository(storage)
-        seat = self._claim_seat(seats, principal, subscription.id, row.email, now)
-        if seat is None:
+        over_quantity = self._claim_seat(SubscriptionRepository(storage), principal, subscription.id, row, now)
+        if over_quantity is None:
             return NO_LICENSE
-        lookups = LookupRepository(storage)
-        bound = LicenseLookup(subscription.id, row.email, subscription.tenant_id, principal.oid, seat.over_quantity,
-                              now.date().isoformat())
-        lookups.put_license(bound)
-        lookups.delete_license(row)
-        # A revoke that ran between our claim and the lookup write would leave our row behind.
-        after = seats.seat(subscription.id, row.email)
-        if after is None or after.bound_oid != principal.oid:
-            lookups.delete_license(bound)
+        bound = LicenseLookup(subscription.id, row.email, subscription.tenant_id, principal.oid, over_quantity,
+                              now.date().isoformat(), address_row=True)
+        if not LookupRepository(storage).bind_license(bound, replacing=tombstone):
+            log.info("license check: seat in subscription %s was revoked while oid %s bound it",
+                     subscription.id, principal.oid)
             return NO_LICENSE
         log.info("license check: seat in subscription %s bound to oid %s (tenant %s)",
                  subscription.id, principal.oid, principal.tid)
-        return decide(subscription, row.email, seat.over_quantity, self.grace_days, now)
+        return decide(subscription, row.email, over_quantity, self.grace_days, now)
 
-    def _claim_seat(self, seats: SubscriptionRepository, principal: Principal, subscription_id: str, address: str,
-                    now: datetime) -> Seat | None:
-        """The seat bound to this person (binding it now if free), or None."""
-        for _ in range(2):
-            seat = seats.seat(subscription_id, address)
+    def _claim_seat(self, seats: SubscriptionRepository, principal: Principal, subscription_id: str,
+                    row: LicenseLookup, now: datetime) -> bool | None:
+        """Bind the seat of `row` to this person (if it is free or theirs already); its over-quantity
+        flag, or None when it is gone or someone else's."""
+        etag, over_quantity = row.seat_etag, row.over_quantity
+        for _ in range(3):
+            if etag:
+                try:
+                    seats.bind_seat_at(subscription_id, row.email, etag, principal.tid, principal.oid, now)
+                    return over_quantity
+                except ConcurrencyConflict:
+                    pass  # the seat changed since that ETag was seen, or went: look at it
+            seat = seats.seat(subscription_id, row.email)
             if seat is None:
                 return None  # revoked; its lookup row is going or gone
             if seat.bound_to(principal.tid, principal.oid):
-                return seat  # bound by an earlier check that stopped before writing the lookup row
+                return seat.over_quantity  # bound by an earlier check (that may have stopped before the oid row)
             if seat.bound:
                 log.warning("license check: seat in subscription %s is bound to another person; oid %s "
                             "(tenant %s) not bound", subscription_id, principal.oid, principal.tid)
                 return None
-            try:
-                return seats.bind_seat(subscription_id, seat, principal.tid, principal.oid, now)
-            except ConcurrencyConflict:
-                continue  # someone else changed it first: look again
+            etag, over_quantity = seat.etag or "", seat.over_quantity
         return None

@@ -29,7 +29,7 @@ from typing import Any
 
 from adapters.stripe_gateway import SeatPrice
 from adapters.table_storage import TableStore
-from services import access, billing_changes, subscription_store
+from services import access, billing_changes, interval_change, subscription_store
 from services.audit import Actor
 from services.billing_changes import CHANGEABLE, StripeSeats, changeable, stripe_refusals, stripe_seats
 from services.billing_events import Attribution, Billing, refresh
@@ -264,6 +264,8 @@ def change(billing: Billing, actor: Actor, subscription: Subscription, quantity:
     with stripe_refusals():
         answer = billing.stripe.change_quantity(subscription.id, seats.item_id, quantity, idempotency_key=key,
                                                 proration_date=proration_date)
+    # A switch of the billing interval planned for the renewal bills the new number too.
+    interval_change.follow_quantity(billing, seats, key)
     _, after = refresh(subscription.id, billing, "quantity change", attribution(actor, key, seats.quantity))
     stored = after or subscription
     return QuantityChange(stored, seats.quantity, stored.quantity, changed=True,

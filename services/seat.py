@@ -20,7 +20,7 @@ the rows live is `adapters/keys.py`, how they are stored `adapters/subscription_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from services.audit import Actor
@@ -74,9 +74,10 @@ class Seat:
         return self.bound_oid == oid and same_tenant(self.bound_tid, tid)
 
     def lookup(self, subscription: Subscription) -> LicenseLookup:
-        """The seat holder's lookup row."""
+        """The seat holder's lookup row (with the seat's ETag as read: the unit of work replaces it with
+        the one its commit produced)."""
         return LicenseLookup(subscription.id, self.email, subscription.tenant_id, self.bound_oid,
-                             self.over_quantity, self.last_seen_on)
+                             self.over_quantity, self.last_seen_on, seat_etag=self.etag or "")
 
     def with_over_quantity(self, over: bool) -> Seat:
         return replace(self, over_quantity=over)
@@ -84,7 +85,18 @@ class Seat:
 
 @dataclass(frozen=True)
 class LicenseLookup:
-    """A user's own lookup row naming one subscription they hold a seat in."""
+    """A user's own lookup row naming one subscription they hold a seat in.
+
+    - `seat_etag`: on a row of an unbound seat, the seat's ETag when the row was written, so the first
+      license check binds the seat with one conditional write instead of reading it first (a stale
+      ETag only costs that read).
+    - `address_row`: on a bound row, the `email|` row it was bound from may still exist (the first
+      check leaves it: one write fewer); the next daily last-seen write removes it.
+    - `revoked`: a tombstone in the person's partition. Revoking a bound seat replaces its row with one
+      instead of deleting it, so a license check that bound the seat a moment before the revoke cannot
+      write the row back afterwards (it only ever creates the row, never overwrites one).
+    - `etag`: the lookup row's own, as read.
+    """
 
     subscription_id: str
     email: str
@@ -92,6 +104,11 @@ class LicenseLookup:
     bound_oid: str = ""
     over_quantity: bool = False
     last_seen_on: str = ""
+    seat_etag: str = ""
+    address_row: bool = False
+    revoked: bool = False
+    revoked_at: datetime | None = None
+    etag: str | None = field(default=None, compare=False)
 
     @property
     def bound(self) -> bool:

@@ -12,7 +12,8 @@ from services.settings import Settings
 from services.unit_of_work import Refused, SubscriptionNotFound, UnitOfWork
 
 __all__ = ["Context", "SeatError", "SubscriptionNotFound", "NoSeatsFree", "NotAssigned", "AlreadyAssigned",
-           "SubscriptionEnded", "ListTooLarge"]
+           "SubscriptionEnded", "ListTooLarge", "UndoExpired", "SeatTaken",
+           "RequestIdReused"]
 
 # One transaction holds 100 operations: the subscription entity and one audit row leave 98 seats.
 SEATS_PER_TRANSACTION = 98
@@ -67,8 +68,35 @@ class ListTooLarge(SeatError):
                          f"({limit:,}); nothing was assigned: split the list into smaller imports")
 
 
+class RequestIdReused(SeatError):
+    code, status = "request_id_reused", 409
+
+    def __init__(self, request_id: str):
+        super().__init__(f"the request id {request_id} was used for another list of addresses; nothing was "
+                         "assigned: send this list with a new request id")
+        self.request_id = request_id
+
+
 class SubscriptionEnded(SeatError):
     code, status = "subscription_ended", 409
 
     def __init__(self) -> None:
         super().__init__("the subscription has ended: licenses can no longer be assigned")
+
+
+class UndoExpired(SeatError):
+    code, status = "undo_expired", 409
+
+    def __init__(self, email: str, minutes: int):
+        super().__init__(f"no revoke of {email} in the last {minutes} minutes to undo; assign the license again "
+                         "instead (the address gets a welcome e-mail)")
+        self.email = email
+
+
+class SeatTaken(SeatError):
+    code, status = "seat_taken", 409
+
+    def __init__(self, email: str):
+        super().__init__(f"the revoke of {email} cannot be undone: its license is no longer free (assigned to "
+                         "someone else, or the quantity was lowered); nothing was changed")
+        self.email = email

@@ -104,6 +104,9 @@ class Settings(BaseModel):
     # A buyer who has not opened the setup page this long after paying gets the "finish setup" mail.
     setup_reminder_minutes: int = Field(30, alias="SETUP_REMINDER_MINUTES", ge=0)
     max_quantity: int = Field(10_000, alias="MAX_QUANTITY", ge=1, le=10_000)
+    # An assignment of more new addresses than this answers 202 at once and runs as a job with a progress
+    # bar (services/assignment_job.py); smaller ones write their seats before answering.
+    bulk_assign_threshold: int = Field(500, alias="BULK_ASSIGN_THRESHOLD", ge=1, le=10_000)
     grace_days: int = Field(14, alias="GRACE_DAYS", ge=0)
     invitation_days: int = Field(7, alias="INVITATION_DAYS", ge=1, le=30)
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from adapters.stripe_gateway import as_dict
+from services.subscription_schedule import current_interval, scheduled_switch
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,12 @@ class Subscription:
     po_number: str = ""
     cost_centre: str = ""
     accounting_email: str = ""
+    # Billing interval (PRODUCT.md 2.13), as Stripe has it, copied for the pages: "month" or "year"
+    # ("" until read), and a switch to the other one planned at Stripe for the next renewal
+    # (services/interval_change.py): the interval and when ("" / None when none is planned).
+    billing_interval: str = ""
+    scheduled_interval: str = ""
+    scheduled_interval_at: datetime | None = None
     etag: str | None = field(default=None, compare=False)
 
     # --- meaning ------------------------------------------------------------------------------
@@ -126,6 +133,9 @@ class Subscription:
             cancel_at_period_end=state.cancel_at_period_end,
             trial_end=state.trial_end,
             past_due_since=past_due_since,
+            billing_interval=state.interval or self.billing_interval,
+            scheduled_interval=state.scheduled_interval,
+            scheduled_interval_at=state.scheduled_interval_at,
             updated_at=now,
         )
 
@@ -142,6 +152,9 @@ class StripeSubscriptionState:
     cancel_at_period_end: bool
     trial_end: datetime | None
     metadata: dict[str, str]
+    interval: str = ""  # the license price's billing interval ("" when not given)
+    scheduled_interval: str = ""  # a switch planned in the subscription's schedule
+    scheduled_interval_at: datetime | None = None
 
     @classmethod
     def from_stripe(cls, obj: Any) -> StripeSubscriptionState:
@@ -156,6 +169,7 @@ class StripeSubscriptionState:
         customer = data.get("customer")
         if isinstance(customer, dict):
             customer = customer.get("id")
+        switch = scheduled_switch(data)
         return cls(
             id=data["id"],
             status=str(data.get("status") or "incomplete"),
@@ -165,6 +179,9 @@ class StripeSubscriptionState:
             cancel_at_period_end=bool(data.get("cancel_at_period_end")) or bool(data.get("cancel_at")),
             trial_end=_from_unix(data.get("trial_end")),
             metadata=dict(data.get("metadata") or {}),
+            interval=current_interval(data),
+            scheduled_interval=switch.interval if switch else "",
+            scheduled_interval_at=_from_unix(switch.at) if switch else None,
         )
 
 

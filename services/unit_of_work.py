@@ -25,7 +25,7 @@ import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Generic, TypeVar
 
@@ -109,6 +109,16 @@ def _writer_lock(subscription_id: str) -> threading.RLock:
     return _WRITER_LOCKS[zlib.crc32(subscription_id.encode()) % len(_WRITER_LOCKS)]
 
 
+def with_seat_etags(lookups: list[LicenseLookup], subscription_id: str,
+                    seat_etags: dict[str, str]) -> list[LicenseLookup]:
+    """The lookup rows with the ETags their seats got from the commit just made (LicenseLookup.seat_etag)."""
+    if not seat_etags:
+        return lookups
+    return [replace(lookup, seat_etag=seat_etags[lookup.email])
+            if lookup.subscription_id == subscription_id and lookup.email in seat_etags else lookup
+            for lookup in lookups]
+
+
 class UnitOfWork:
     def __init__(self, store: TableStore) -> None:
         self.store = store
@@ -137,13 +147,14 @@ class UnitOfWork:
             if plan.writes is None:
                 return plan
             try:
-                self.subscriptions.commit(plan.writes)
+                seat_etags = self.subscriptions.commit(plan.writes)
             except ConcurrencyConflict:
                 log.info("change of %s lost a race (attempt %d); retrying on fresh state", subscription_id,
                          attempt + 1)
                 # A little jitter so that writers that collided do not collide again in lockstep.
                 time.sleep(random.uniform(0, min(_MAX_BACKOFF_SECONDS, 0.002 * (attempt + 1))))
                 continue
+            plan.after.put_licenses = with_seat_etags(plan.after.put_licenses, subscription_id, seat_etags)
             return plan
         raise ConcurrencyConflict(f"subscription {subscription_id} kept changing; gave up after {attempts} attempts")
 

@@ -31,11 +31,11 @@ def assign(storage: TableStore, subscription_id: str, email: str, assigned_by: s
         assert subscription is not None
         seat = Seat.new(email, sequence=subscription.assigned_count + 1, assigned_by=assigned_by)
         try:
-            repository.commit(PartitionWrites(replace(subscription, assigned_count=subscription.assigned_count + 1),
-                                              create=[seat]))
+            added = replace(subscription, assigned_count=subscription.assigned_count + 1)
+            etags = repository.commit(PartitionWrites(added, create=[seat]))
         except ConcurrencyConflict:
             continue
-        LookupRepository(storage).put_license(seat.lookup(subscription))
+        LookupRepository(storage).put_license(replace(seat, etag=etags.get(seat.email)).lookup(subscription))
         return
     raise AssertionError("could not assign")
 

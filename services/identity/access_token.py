@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ PERSONAL_ACCOUNTS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Entra tokens are a few KB; refusing giants early keeps base64/JSON parsing of junk cheap.
 _MAX_TOKEN_LENGTH = 16 * 1024
+# Accepted tokens remembered per validator (one per add-in user for about an hour: a busy instance's users).
+_MAX_ACCEPTED = 50_000
 _V2_TENANT_PLACEHOLDER = "{tenantid}"
 _V1_TENANT_PLACEHOLDER = "{tid}"
 
@@ -117,6 +120,12 @@ class AccessTokenValidator:
     def __init__(self, rules: TokenRules, keys: SigningKeys):
         self.rules = rules
         self.keys = keys
+        # Tokens this validator accepted, until they expire: the add-in sends the same token for about an
+        # hour, and checking its signature and claims again each time is most of a license check's own
+        # work. Only an accepted token is remembered, with its time window; nothing else about a token
+        # can change (a signing key Entra stops publishing is dropped from our key cache only after a day
+        # anyway, and every token expires long before that).
+        self._accepted: dict[str, tuple[Principal, float, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, fetcher: JsonFetcher | None = None,
@@ -127,6 +136,21 @@ class AccessTokenValidator:
 
     def validate(self, token: str) -> Principal:
         """The Principal of a valid token, or InvalidToken saying why not."""
+        accepted = self._accepted.get(token) if isinstance(token, str) else None
+        if accepted is not None:
+            principal, not_before, expires = accepted
+            skew = self.rules.clock_skew_seconds
+            if not_before - skew <= time.time() < expires + skew:
+                return principal
+        principal, claims = self._validated(token)
+        if len(self._accepted) >= _MAX_ACCEPTED:
+            self._accepted.clear()  # a burst of new people: start over rather than track ages
+        not_before = claims.get("nbf")
+        self._accepted[token] = (principal, float(not_before) if isinstance(not_before, int | float) else 0.0,
+                                 float(claims["exp"]))
+        return principal
+
+    def _validated(self, token: str) -> tuple[Principal, dict[str, Any]]:
         header = _header(token)
         key = self._signing_key(header)
         claims = self._verified_claims(token, key)
@@ -148,7 +172,7 @@ class AccessTokenValidator:
             upn=_optional_str(claims, "upn"),
             email=_optional_str(claims, "email"),
             unique_name=_optional_str(claims, "unique_name"),
-        )
+        ), claims
 
     def _signing_key(self, header: dict[str, Any]) -> jwt.PyJWK:
         # Checked before any key lookup so that alg=none / HS256 tokens cannot trigger JWKS refetches.
@@ -270,9 +294,18 @@ def _shared_validator(authority: str, rules: TokenRules) -> AccessTokenValidator
         return validator
 
 
+_last_validator: tuple[Settings, AccessTokenValidator] | None = None
+
+
 def validator_for(settings: Settings) -> AccessTokenValidator:
     """The process-wide validator of this API's access tokens; its key cache stays warm across requests."""
-    return _shared_validator(settings.entra_authority, TokenRules.from_settings(settings))
+    global _last_validator
+    last = _last_validator
+    if last is not None and last[0] is settings:  # the settings of this process: every request
+        return last[1]
+    validator = _shared_validator(settings.entra_authority, TokenRules.from_settings(settings))
+    _last_validator = (settings, validator)
+    return validator
 
 
 def id_token_validator_for(settings: Settings) -> AccessTokenValidator:

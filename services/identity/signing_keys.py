@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jwt
-import requests
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +52,8 @@ class HttpJsonFetcher:
         self.timeout = timeout
 
     def get_json(self, url: str) -> Any:
+        import requests  # only when keys are (re)fetched: not on the import path of a cold start
+
         try:
             response = requests.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
             response.raise_for_status()

@@ -19,6 +19,7 @@ automatic tax, customer_update), customers with addresses, invoice custom fields
 exemption and tax IDs (``customers.py``, ``tax_ids.py``), customer-balance funding
 instructions with a virtual IBAN (``funding.py``), subscriptions and their items with
 quantity changes prorated over volume tiers and interval changes (``billing.py``),
+subscription schedules that change the price or quantity at a renewal (``schedules.py``),
 collection by card or by sent invoice with due dates, overdue handling and bank transfers
 (``collection.py``), Stripe Tax for a German seller: VAT, OSS rates, EU reverse charge, tax
 rate objects (``tax.py``), ``Invoice.create_preview``, invoice list/retrieve with a hosted

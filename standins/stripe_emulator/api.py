@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from . import billing, checkout, collection, customers, funding, objects
+from . import billing, checkout, collection, customers, funding, objects, schedules
 from .errors import StripeError, invalid
 from .forms import as_bool, as_int, as_list, as_metadata
 from .render import render, render_list
@@ -451,6 +451,46 @@ def update_subscription_item(ctx, req, id):
     return _one(ctx, req, item)
 
 
+# -- subscription schedules (schedules.py) -----------------------------------------------
+
+@route("POST", "/v1/subscription_schedules")
+def create_subscription_schedule(ctx, req):
+    return _one(ctx, req, schedules.create(ctx, req.params))
+
+
+@route("GET", "/v1/subscription_schedules/(?P<id>[^/]+)")
+def get_subscription_schedule(ctx, req, id):
+    return _one(ctx, req, ctx.store.require("subscription_schedule", id))
+
+
+@route("POST", "/v1/subscription_schedules/(?P<id>[^/]+)")
+def update_subscription_schedule(ctx, req, id):
+    schedule = ctx.store.require("subscription_schedule", id)
+    return _one(ctx, req, schedules.update(ctx, schedule, req.params))
+
+
+@route("POST", "/v1/subscription_schedules/(?P<id>[^/]+)/release")
+def release_subscription_schedule(ctx, req, id):
+    return _one(ctx, req, schedules.release(ctx, ctx.store.require("subscription_schedule", id)))
+
+
+@route("POST", "/v1/subscription_schedules/(?P<id>[^/]+)/cancel")
+def cancel_subscription_schedule(ctx, req, id):
+    return _one(ctx, req, schedules.cancel(ctx, ctx.store.require("subscription_schedule", id)))
+
+
+@route("GET", "/v1/subscription_schedules")
+def list_subscription_schedules(ctx, req):
+    p = req.params
+    records = ctx.store.all("subscription_schedule")
+    if p.get("customer"):
+        records = [r for r in records if r["customer"] == p["customer"]]
+    if "scheduled" in p:
+        scheduled = as_bool(p, "scheduled")
+        records = [r for r in records if (r["status"] == "not_started") == scheduled]
+    return _list(ctx, req, records, "/v1/subscription_schedules")
+
+
 # -- invoices ----------------------------------------------------------------------------
 
 def unrecognized(req):
@@ -463,6 +503,8 @@ def unrecognized(req):
 @route("POST", "/v1/invoices/create_preview")
 def create_invoice_preview(ctx, req):
     p = req.params
+    if p.get("schedule") or p.get("schedule_details"):
+        return _one(ctx, req, _schedule_preview(ctx, p))
     if not p.get("subscription"):
         raise StripeError(400, "The Stripe emulator previews changes to existing "
                                "subscriptions only: pass `subscription`.",
@@ -472,6 +514,35 @@ def create_invoice_preview(ctx, req):
         raise StripeError(400, f"The subscription {sub['id']} does not belong to the customer "
                                f"{p['customer']}.", param="customer")
     return _one(ctx, req, billing.preview_invoice(ctx, sub, p))
+
+
+def _schedule_preview(ctx, p):
+    """create_preview with `schedule` (that schedule's subscription's next invoice, its phases
+    followed) or with `customer` and `schedule_details` (the first invoice of a new schedule)."""
+    for key in ("subscription", "subscription_details"):
+        if p.get(key):
+            raise StripeError(400, f"You cannot set `{key}` together with `schedule` or "
+                                   f"`schedule_details`.", param=key)
+    if p.get("schedule"):
+        if p.get("schedule_details"):
+            raise StripeError(400, "The Stripe emulator previews a schedule as it is: pass "
+                                   "`schedule` or `schedule_details`, not both.",
+                              param="schedule_details")
+        schedule = ctx.store.require("subscription_schedule", p["schedule"], param="schedule")
+        sub = ctx.store.get("subscription", schedule["subscription"] or "")
+        if sub is None or schedule["status"] not in schedules.OPEN:
+            raise StripeError(400, f"The subscription schedule {schedule['id']} is "
+                                   f"{schedule['status']}: it has no upcoming invoice.",
+                              code="invoice_upcoming_none", param="schedule")
+        return billing.preview_invoice(ctx, sub, {"automatic_tax": p.get("automatic_tax")}
+                                       if p.get("automatic_tax") else {})
+    customer = ctx.store.require("customer", p.get("customer"), param="customer")
+    details = p["schedule_details"]
+    if not isinstance(details, dict):
+        raise invalid("Invalid hash: schedule_details.", "schedule_details",
+                      code="parameter_invalid")
+    return billing.preview_new_schedule(ctx, customer, as_list(details.get("phases")),
+                                        automatic_tax_enabled(p))
 
 
 # The upcoming-invoice endpoints were removed in 2025-03-31.basil (create_preview replaces

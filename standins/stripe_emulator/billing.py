@@ -688,3 +688,57 @@ def preview_invoice(ctx, sub, params):
     for line in invoice["_lines"]:
         line["invoice"] = invoice["id"]
     return invoice
+
+
+def preview_new_schedule(ctx, customer, phases, automatic_tax):
+    """Invoice.create_preview with ``customer`` and ``schedule_details``: the invoice a new
+    schedule starts with, i.e. its first phase's items for one interval of their prices from
+    the phase's ``start_date`` (default now). Nothing is stored."""
+    param = "schedule_details[phases][0]"
+    if not phases or not isinstance(phases[0], dict):
+        raise StripeError(400, "Missing required param: schedule_details[phases].",
+                          code="parameter_missing", param="schedule_details[phases]")
+    first = phases[0]
+    start = first.get("start_date", "now")
+    start = ctx.store.now() if start == "now" else as_int(first, "start_date", minimum=0)
+    given = as_list(first.get("items"))
+    if not given:
+        raise StripeError(400, f"Missing required param: {param}[items].",
+                          code="parameter_missing", param=f"{param}[items]")
+    prices = [ctx.store.require("price", item.get("price") if isinstance(item, dict) else None,
+                                param=f"{param}[items][{index}][price]")
+              for index, item in enumerate(given)]
+    if len({price["currency"] for price in prices}) > 1:
+        raise StripeError(400, "All prices of a phase must be in one currency.",
+                          param=f"{param}[items]")
+    shadow = objects.subscription(ctx.store, customer_id=customer["id"],
+                                  currency=prices[0]["currency"], status="incomplete",
+                                  metadata=as_metadata(first), automatic_tax=automatic_tax)
+    lines, ends = [], []
+    for item, price in zip(given, prices, strict=True):
+        recurring = price.get("recurring") or {}
+        quantity = as_int(item, "quantity", 1, minimum=1)
+        end = add_interval(start, recurring.get("interval", "month"),
+                           recurring.get("interval_count", 1))
+        record = objects.subscription_item(ctx.store, subscription_id=shadow["id"],
+                                           price_id=price["id"], quantity=quantity,
+                                           period_start=start, period_end=end)
+        line = objects.invoice_line(
+            subscription_id=None, item_record=record, price_record=price, quantity=quantity,
+            amount=amount_for(price, quantity), description=_describe(ctx, price, quantity),
+            period_start=start, period_end=end)
+        lines.append(line)
+        ends.append(end)
+    customer = copy.deepcopy(customer)
+    invoice = build_invoice(ctx, shadow, "subscription_create", lines, customer=customer,
+                            period=(start, ends[0]))
+    _snapshot_customer(ctx, invoice, customer)
+    after = customer["balance"] + invoice["total"]
+    invoice.update(id="upcoming_" + invoice["id"], number=None, hosted_invoice_url=None,
+                   invoice_pdf=None, starting_balance=customer["balance"],
+                   amount_due=max(after, 0), amount_remaining=max(after, 0),
+                   ending_balance=None, auto_advance=False, automatically_finalizes_at=start,
+                   parent=None)  # no subscription exists yet
+    for line in invoice["_lines"]:
+        line["invoice"] = invoice["id"]
+    return invoice

@@ -158,6 +158,15 @@ def _expand(store, record, obj, tree):
             # Already embedded (e.g. items.data.price): expand further inside it.
             source = store.find(value.get("id")) or record
             _expand(store, source, value, subtree)
+        elif isinstance(value, list):
+            # An array (a schedule's phases, their items): expand inside each element.
+            for index, element in enumerate(value):
+                if isinstance(element, str) and type_of(element):
+                    target = store.find(element)
+                    if target is not None:
+                        value[index] = render(store, target, subtree)
+                elif isinstance(element, dict):
+                    _expand(store, store.find(element.get("id")) or record, element, subtree)
         elif value is None:
             continue
         else:

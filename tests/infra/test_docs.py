@@ -81,7 +81,7 @@ def test_the_template_adds_no_stripe_api_version_of_its_own():
 
 def test_the_runbook_subscribes_the_webhook_to_exactly_the_events_the_code_handles():
     stripe_step = _section(RUNBOOK, "10. Connect Stripe")
-    listed = set(re.findall(r"`((?:checkout|customer|invoice)\.[a-z_.]+)`", stripe_step))
+    listed = set(re.findall(r"`((?:checkout|customer|invoice|subscription_schedule)\.[a-z_.]+)`", stripe_step))
     handled = set(_script("webhook_events_doc").events())
     assert listed == handled, f"missing: {sorted(handled - listed)}, not handled: {sorted(listed - handled)}"
 

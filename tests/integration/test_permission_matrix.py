@@ -130,9 +130,12 @@ PRODUCT_RULES: tuple[tuple[str, frozenset[str] | None, str], ...] = (
     (r"/licenses([./].*)?", None, ASSIGN),  # assign, revoke, reassign
     (r"/audit([./].*)?", frozenset({"GET"}), VIEW),
     (r"/quantity(/.*)?", None, QUANTITY),
-    (r"/(billing|billing-portal|billing-settings|invoices|payment-method|payment)(/.*)?", None, BILLING),
+    (r"/(billing|billing-portal|billing-settings|billing-interval|invoices|payment-method|payment)(/.*)?", None,
+     BILLING),
 )
-OVERRIDES: dict[str, str] = {}
+# The confirmation pages of revoke and reassign (GET, no side effects) hold the action's form: for
+# those who may act, unlike the list's other GET routes.
+OVERRIDES: dict[str, str] = {"revoke_page": ASSIGN, "reassign_page": ASSIGN}
 
 
 def product_permission(route: Route) -> str | None:
@@ -186,7 +189,8 @@ API_BODIES: dict[str, Callable[[], Any]] = {
 FORMS: dict[str, Callable[[], dict[str, str]]] = {
     "assign_form": lambda: {"emails": _fresh("form")},
     "invite_delegate_form": lambda: {"email": _fresh("invited"), "perm_" + VIEW: "on"},
-    "revoke_form": lambda: {"email": PLACEHOLDER_EMAIL},
+    "revoke_form": lambda: {"email": PLACEHOLDER_EMAIL, "confirmed": "yes"},
+    "restore_form": lambda: {"email": PLACEHOLDER_EMAIL},
     "reassign_form": lambda: {"email": PLACEHOLDER_EMAIL, "to": _fresh("to")},
 }
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -387,6 +391,8 @@ def test_the_matrix_sees_the_subscription_routes():
             "cancellation_form", "undo_cancellation_form", "api_preview_quantity", "api_change_quantity",
             "api_list_invoices", "api_billing_portal", "api_schedule_cancellation", "api_undo_cancellation"} <= names
     assert {"api_e_invoice", "e_invoice_download"} <= names  # under the /invoices rule: billing.manage
+    assert {"api_preview_billing_interval", "api_schedule_billing_interval", "api_unschedule_billing_interval",
+            "billing_interval_form", "undo_billing_interval_form"} <= names  # billing.manage too
     assert {"merge_page", "merge_form", "api_merge_candidates", "api_start_merge", "api_merge_progress"} <= names
     assert {r.gate for r in routes} == {"api", "page"}
     undeclared = [str(r) for r in routes if r.permission not in KNOWN_PERMISSIONS]

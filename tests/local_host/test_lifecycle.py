@@ -33,3 +33,16 @@ def test_startup_error_is_reported(tmp_path):
         assert "exit code 1" in str(error)
     else:
         raise AssertionError("launch() should fail for a broken app")
+
+
+def test_a_function_disabled_by_its_app_setting_is_not_started(azurite, tmp_path):
+    """`AzureWebJobs.<name>.Disabled` = true: the host ignores that function's trigger, as Azure does."""
+    env = {**sample_env(azurite, tmp_path, "disabled-test"), "AzureWebJobs.work.Disabled": "true"}
+    host = launch(SAMPLE_APP, env=env)
+    try:
+        assert requests.get(f"{host.url}/api/items/7").text == "id=7"  # the others run
+        logs = host.logs()
+        assert "Function work is disabled (AzureWebJobs.work.Disabled)" in logs
+        assert "\twork: queueTrigger" not in logs and "\talways_fails: queueTrigger" in logs
+    finally:
+        host.stop()

@@ -76,3 +76,20 @@ def test_finance_settings_need_billing_manage_and_the_form_checks_csrf(http_func
         assert (found["methods"], found["route"], found["gate"], found["permission"]) == (
             [method], route, gate, access.BILLING_MANAGE), name
     assert by_name["billing_settings_form"]["csrf"] is True
+
+
+def test_the_billing_interval_needs_billing_manage_and_its_forms_check_csrf(http_functions):
+    # PRODUCT.md 2.13 annual billing, switched at the next renewal: part of billing (`billing.manage`).
+    by_name = {f["name"]: f for f in http_functions}
+    expected = {
+        "api_preview_billing_interval": ("POST", "v1/subscriptions/{subscription_id}/billing-interval/preview", "api"),
+        "api_schedule_billing_interval": ("PUT", "v1/subscriptions/{subscription_id}/billing-interval", "api"),
+        "api_unschedule_billing_interval": ("DELETE", "v1/subscriptions/{subscription_id}/billing-interval", "api"),
+        "billing_interval_form": ("POST", "subscriptions/{subscription_id}/billing/interval", "page"),
+        "undo_billing_interval_form": ("POST", "subscriptions/{subscription_id}/billing/interval/undo", "page"),
+    }
+    for name, (method, route, gate) in expected.items():
+        found = by_name[name]
+        assert (found["methods"], found["route"], found["gate"], found["permission"]) == (
+            [method], route, gate, access.BILLING_MANAGE), name
+        assert found["csrf"] is (gate == "page"), name
