@@ -3,6 +3,7 @@
 Subscription partition (table Subscriptions, partition = the Stripe subscription id):
     `subscription`                      the subscription entity
     `seat|<normalised address>`         one seat per assigned address
+    `seatgone|<normalised address>`     a seat deleted since the last lookup reconciliation
     `reservation|<request id>`          an open bulk assignment
     `audit|<inverted time>|<random>`    audit rows, newest first
 
@@ -50,6 +51,15 @@ def seat_row(address: str) -> str:
 
 def seat_address(row_key: str) -> str:
     return decode(row_key.removeprefix(SEAT_PREFIX))
+
+
+# A seat deleted by a commit whose lookup rows may not be gone yet (the reconciliation finishes them):
+# `seatgone|<address>`, outside the `seat|` range ('g' sorts before '|').
+SEAT_GONE_PREFIX = "seatgone|"
+
+
+def seat_gone_row(address: str) -> str:
+    return SEAT_GONE_PREFIX + encode(address)
 
 
 def reservation_row(request_id: str) -> str:

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters import keys
-from adapters.table_storage import SUBSCRIPTIONS, ConcurrencyConflict, Op, Row, TableStore
+from adapters import keys, subscription_index
+from adapters.subscription_index import SubscriptionIndex
+from adapters.table_storage import MAX_TRANSACTION_OPERATIONS, SUBSCRIPTIONS, ConcurrencyConflict, Op, Row, TableStore
 from services.assignment_job_record import AssignJob, JobChunk
 from services.audit import Actor, AuditEntry
 from services.delegate import Delegate, FormerOwner, Invitation, InvitationKind
@@ -67,6 +68,15 @@ class SubscriptionRepository:
         return subscription_from_row(row) if row is not None else None
 
     def all_ids(self) -> Iterator[str]:
+        """Every subscription id, from the index (adapters/subscription_index.py): never a scan of this
+        table, whose rows are mostly seats. The first call after the index was introduced lists the
+        subscriptions that existed before it, once."""
+        index = SubscriptionIndex(self.store)
+        if not index.is_complete():
+            index.backfill(self._scanned_ids())
+        return index.subscription_ids()
+
+    def _scanned_ids(self) -> Iterator[str]:
         rows = self.store.query(SUBSCRIPTIONS, where="RowKey eq @rk", parameters={"rk": keys.SUBSCRIPTION_ROW},
                                 select=["PartitionKey"])
         for row in rows:
@@ -76,9 +86,15 @@ class SubscriptionRepository:
         """One entity-group transaction; ConcurrencyConflict (nothing written) if anything it read changed.
 
         Returns the new ETag of every seat it wrote, by address: the seats' lookup rows carry it, so the
-        license check can bind a seat without reading it first (services/license_check.py)."""
+        license check can bind a seat without reading it first (services/license_check.py).
+
+        Keeps the timers' index (adapters/subscription_index.py): before the transaction, the subscription
+        is listed (when created), listed as changed today, and its new reservations are listed; a deleted
+        seat leaves a `seatgone|` row in the same transaction, until the reconciliation has made sure its
+        lookup rows are gone; after it, closed reservations are taken off the list."""
         subscription = writes.subscription
         pk = subscription.id
+        now = subscription_index.utc_now()
         first = (Op("update", subscription_entity(subscription), subscription.etag) if subscription.etag
                  else Op("create", subscription_entity(subscription)))
         operations = [first]
@@ -90,7 +106,20 @@ class SubscriptionRepository:
             # The first row carries the ETag; a reservation's part rows go with it.
             head, *parts = _key_entities(pk, row)
             operations += [Op("delete", head, _required_etag(row))] + [Op("delete", part) for part in parts]
-        return _seat_etags(operations, self.store.transact(SUBSCRIPTIONS, operations))
+            if isinstance(row, Seat):
+                operations.append(Op("upsert", seat_gone_entity(pk, row, now)))
+        index = SubscriptionIndex(self.store)
+        if not subscription.etag:
+            index.list_subscription(pk)
+        index.changed(pk, now)
+        for row in writes.create:
+            if isinstance(row, Reservation):
+                index.reservation_opened(pk, row.request_id, now)
+        etags = self.store.transact(SUBSCRIPTIONS, operations)
+        for row in writes.delete:
+            if isinstance(row, Reservation):
+                index.reservation_closed(pk, row.request_id)
+        return _seat_etags(operations, etags)
 
     # --- seats -----------------------------------------------------------------------------------
 
@@ -152,6 +181,7 @@ class SubscriptionRepository:
             "BoundOid": oid,
             "BoundAt": at,
             "LastSeenOn": at.date().isoformat(),
+            "ChangedAt": at,
         }, etag=etag)
 
     def bind_seat(self, subscription_id: str, seat: Seat, tid: str, oid: str, at: datetime) -> Seat:
@@ -163,6 +193,7 @@ class SubscriptionRepository:
             "BoundOid": oid,
             "BoundAt": at,
             "LastSeenOn": at.date().isoformat(),
+            "ChangedAt": at,
         }
         self.store.merge(SUBSCRIPTIONS, patch, etag=_required_etag(seat))
         return Seat(**{**asdict(seat), "bound_tid": tid, "bound_oid": oid, "bound_at": at,
@@ -184,6 +215,16 @@ class SubscriptionRepository:
                                 row_below=keys.after_prefix(keys.RESERVATION_PREFIX))
         return [self._with_parts(subscription_id, r) for r in rows]
 
+    def all_reservation_keys(self) -> Iterator[tuple[str, str, datetime]]:
+        """(subscription id, request id, created at) of every open reservation: a scan of the table, made
+        once to fill the index of open reservations (adapters/subscription_index.py)."""
+        rows = self.store.query(SUBSCRIPTIONS, row_from=keys.RESERVATION_PREFIX,
+                                row_below=keys.after_prefix(keys.RESERVATION_PREFIX),
+                                select=["PartitionKey", "RequestId", "CreatedAt"])
+        for row in rows:
+            at = row.get("CreatedAt")
+            yield row["PartitionKey"], row["RequestId"], at if isinstance(at, datetime) else datetime.now(UTC)
+
     def _with_parts(self, subscription_id: str, header: Row) -> Reservation:
         parts: list[Row] = []
         if int(header.get("Parts") or 0):
@@ -195,9 +236,43 @@ class SubscriptionRepository:
     def create_rows(self, subscription_id: str, rows: list[PartitionRow]) -> dict[str, str]:
         """Create rows without touching the subscription (a reservation's seats: the count was raised
         when it was made). ConcurrencyConflict, nothing written, if any of them exists. Returns the new
-        seats' ETags by address, as `commit` does."""
+        seats' ETags by address, as `commit` does (and lists the subscription as changed today, too)."""
         operations = [Op("create", entity) for row in rows for entity in _entities(subscription_id, row)]
+        SubscriptionIndex(self.store).changed(subscription_id)
         return _seat_etags(operations, self.store.transact(SUBSCRIPTIONS, operations))
+
+    # --- what the lookup reconciliation reads (services/seat_reconciliation.py) ------------------------
+
+    def seats_changed_since(self, subscription_id: str, since: datetime) -> Iterator[Seat]:
+        """Seats written (assigned, flagged, bound) at or after `since`: one query of the seat range,
+        filtered by the service."""
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.SEAT_PREFIX,
+                                row_below=keys.after_prefix(keys.SEAT_PREFIX), where="ChangedAt ge @since",
+                                parameters={"since": since})
+        for row in rows:
+            yield seat_from_row(row)
+
+    def seats_gone(self, subscription_id: str) -> list[SeatGone]:
+        rows = self.store.query(SUBSCRIPTIONS, partition_key=subscription_id, row_from=keys.SEAT_GONE_PREFIX,
+                                row_below=keys.after_prefix(keys.SEAT_GONE_PREFIX))
+        return [SeatGone(email=row.get("Email") or keys.decode(row["RowKey"].removeprefix(keys.SEAT_GONE_PREFIX)),
+                         bound_oid=row.get("BoundOid") or "", etag=row.etag) for row in rows]
+
+    def forget_seats_gone(self, subscription_id: str, gone: list[SeatGone]) -> None:
+        """Remove `seatgone|` rows whose lookup rows were seen to (under their ETags: one deleted again
+        meanwhile stays for the next run)."""
+        for start in range(0, len(gone), MAX_TRANSACTION_OPERATIONS):
+            batch = gone[start:start + MAX_TRANSACTION_OPERATIONS]
+            try:
+                self.store.transact(SUBSCRIPTIONS, [Op("delete", {"PartitionKey": subscription_id,
+                                                                  "RowKey": keys.seat_gone_row(g.email)}, g.etag)
+                                                    for g in batch])
+            except ConcurrencyConflict:
+                for g in batch:
+                    try:
+                        self.store.delete(SUBSCRIPTIONS, subscription_id, keys.seat_gone_row(g.email), etag=g.etag)
+                    except ConcurrencyConflict:
+                        pass
 
     # --- delegates and invitations -----------------------------------------------------------------
 
@@ -375,10 +450,27 @@ def seat_entity(subscription_id: str, seat: Seat) -> dict[str, Any]:
         "OverQuantity": seat.over_quantity,
         "RequestId": seat.request_id,
         "ReservationId": seat.reservation_id,
+        # When the row was last written: the lookup reconciliation repairs the rows of seats changed
+        # since its last run (seats_changed_since).
+        "ChangedAt": subscription_index.utc_now(),
     }
     if seat.bound_at is not None:
         entity["BoundAt"] = seat.bound_at
     return entity
+
+
+@dataclass(frozen=True)
+class SeatGone:
+    """A seat deleted since the last lookup reconciliation: the rows its lookups may still have."""
+
+    email: str
+    bound_oid: str
+    etag: str | None = None
+
+
+def seat_gone_entity(subscription_id: str, seat: Seat, at: datetime) -> dict[str, Any]:
+    return {"PartitionKey": subscription_id, "RowKey": keys.seat_gone_row(seat.email), "Email": seat.email,
+            "BoundOid": seat.bound_oid, "GoneAt": at}
 
 
 def seat_from_row(row: Row) -> Seat:

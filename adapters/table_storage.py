@@ -50,6 +50,8 @@ SENT_MAIL = "SentMail"
 TENANT_SUBSCRIPTIONS = "TenantSubscriptions"
 # Bulk assignment jobs not finished yet (services/assignment_job.py): what the resume timer reads.
 OPEN_JOBS = "OpenJobs"
+# Where the timers find their work without scanning partitions (adapters/subscription_index.py).
+SUBSCRIPTION_INDEX = "SubscriptionIndex"
 TABLES = (
     SUBSCRIPTIONS,
     USER_LICENSES,
@@ -62,6 +64,7 @@ TABLES = (
     SENT_MAIL,
     TENANT_SUBSCRIPTIONS,
     OPEN_JOBS,
+    SUBSCRIPTION_INDEX,
 )
 
 # Queues; the Functions host moves a message to `<name>-poison` after maxDequeueCount attempts.

@@ -106,7 +106,8 @@ def preview_json(preview: QuantityPreview) -> dict[str, Any]:
                       for line in preview.lines],
         },
         "next_invoice": {"amount": preview.next_invoice_total, "date": _at(preview.next_invoice_on),
-                         "quantity": preview.quantity, "unit_amount": preview.unit_amount_new},
+                         "quantity": preview.quantity, "unit_amount": preview.next_invoice_unit_amount,
+                         "interval": preview.next_invoice_interval},
         "unit_amount": {"current": preview.unit_amount_current, "new": preview.unit_amount_new},
         "tier_changed": preview.tier_changed,
     }

@@ -44,7 +44,8 @@ _PREVIEW_EXAMPLE: dict[str, Any] = {
          "proration": True, "period": {"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-16T00:00:00+00:00"}},
         {"description": "Remaining time on 12 × SecureMailMerge after 01 Jan 2026", "amount": 2880, "quantity": 12,
          "proration": True, "period": {"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-16T00:00:00+00:00"}}]},
-    "next_invoice": {"amount": 5760, "date": "2026-01-16T00:00:00+00:00", "quantity": 12, "unit_amount": 480},
+    "next_invoice": {"amount": 5760, "date": "2026-01-16T00:00:00+00:00", "quantity": 12, "unit_amount": 480,
+                     "interval": "month"},
     "unit_amount": {"current": 600, "new": 480},
     "tier_changed": True,
 }
@@ -86,7 +87,9 @@ api_spec.schema("QuantityPreview", {
                     "end": {"type": ["string", "null"], "format": "date-time"}}}}}}}},
         "next_invoice": {"type": "object", "properties": {
             "amount": {"type": "integer"}, "date": {"type": "string", "format": "date-time"},
-            "quantity": {"type": "integer"}, "unit_amount": {"type": "integer"}}},
+            "quantity": {"type": "integer"}, "unit_amount": {"type": "integer"},
+            "interval": {"type": "string", "description": "the interval it bills: another one than `interval` when "
+                                                           "a switch is planned for the renewal"}}},
         "unit_amount": {"type": "object", "description": "per license and interval, by volume tier",
                         "properties": {"current": {"type": "integer"}, "new": {"type": "integer"}}},
         "tier_changed": {"type": "boolean", "description": "the new number falls in another volume tier"},

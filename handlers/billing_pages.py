@@ -101,6 +101,8 @@ def _preview_context(web: WebRequest, preview: QuantityPreview) -> dict[str, Any
         "next_invoice_on": preview.next_invoice_on.strftime("%Y-%m-%d"),
         "unit_current": money(preview.unit_amount_current),
         "unit_new": money(preview.unit_amount_new),
+        # The next invoice's price per license: another interval's when a switch is planned for then.
+        "next_unit": money(preview.next_invoice_unit_amount),
         "interval": t(f"billing.interval.{preview.interval}"),
         # A new request id per rendered preview: confirming it twice (double click, reload) changes Stripe once.
         "request_id": uuid.uuid4().hex,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import azure.functions as func
 
@@ -52,7 +53,7 @@ def _confirmation(web: WebRequest, subscription: Subscription, action: str, raw_
         return web.error_page(404, t("error.not_found.title"), t("licenses.error.not_assigned", email=email))
     return web.render("license_action.html", status=status, subscription=subscription, action=action, email=email,
                       request_id=uuid.uuid4().hex, undo_minutes=seat_revocation.UNDO_MINUTES,
-                      here=f"{_licenses_url(subscription.id)}/{action}?email={email}".lstrip("/"),
+                      here=f"{_licenses_url(subscription.id)}/{action}?email={quote(email, safe='@')}".lstrip("/"),
                       **{"to": "", "form_error": "", **extra})
 
 
@@ -71,11 +72,11 @@ def revoke_form(web: WebRequest, caller: access.Caller, subscription: Subscripti
     t = translator(web.language)
     form = web.form()
     raw = form.get("email", "")
-    if form.get("confirmed") != "yes":
-        # No one-click revoke: without the confirmation nothing changes; the person is asked first.
-        return _confirmation(web, subscription, REVOKE, raw)
     try:
         email = inputs.named_address(raw)
+        if form.get("confirmed") != "yes":
+            # No one-click revoke: without the confirmation nothing changes; the person is asked first.
+            return _confirmation(web, subscription, REVOKE, email)
         seat_revocation.revoke(context(caller), subscription.id, email)
         web.flash("success", t("licenses.flash.revoked", email=email, minutes=seat_revocation.UNDO_MINUTES))
     except (NotAssigned, inputs.InvalidInput):

@@ -114,6 +114,7 @@ var tableNames = [
   'SentMail'
   'TenantSubscriptions'
   'OpenJobs'
+  'SubscriptionIndex'
 ]
 var queueNames = [
   'stripe-events'

@@ -207,7 +207,7 @@ def write_seats(ctx: Context, job: AssignJob, message: ChunkMessage) -> JobChunk
     taken = ours = 0
     while True:
         stored = repository.job_chunk(subscription_id, job.id, message.chunk)
-        if False:
+        if stored is not None:
             return stored  # another attempt wrote it
         seats = [Seat.new(a, sequence=sequence[a], assigned_by=_by(job.actor), request_id=job.id,
                           reservation_id=job.id, at=job.created_at) for a in todo]

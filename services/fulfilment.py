@@ -169,4 +169,5 @@ def _new_subscription(session_id: str, session: dict[str, Any], metadata: dict[s
         po_number=metadata.get("po_number", ""),
         cost_centre=metadata.get("cost_centre", ""),
         accounting_email=metadata.get("accounting_email", ""),
+        billing_interval=state.interval,  # monthly or annual, as bought (services/interval_change.py)
     )

@@ -156,6 +156,18 @@ class QuantityPreview:
     next_invoice_on: datetime
     unit_amount_current: int  # per license and interval, by the volume tier of the quantity
     unit_amount_new: int
+    # A switch of the billing interval planned for the renewal (services/interval_change.py): the next
+    # invoice bills that interval's price ("" and None: the same interval as now).
+    next_interval: str = ""
+    next_unit_amount: int | None = None
+
+    @property
+    def next_invoice_interval(self) -> str:
+        return self.next_interval or self.interval
+
+    @property
+    def next_invoice_unit_amount(self) -> int:
+        return self.unit_amount_new if self.next_unit_amount is None else self.next_unit_amount
 
     @property
     def tier_changed(self) -> bool:
@@ -177,9 +189,17 @@ def preview(billing: Billing, subscription: Subscription, quantity: int) -> Quan
         now = billing.stripe.preview_quantity(subscription.id, seats.customer_id, seats.item_id, quantity,
                                               proration_behavior="always_invoice")
         proration_date = _proration_date(now)
-        following = billing.stripe.preview_quantity(subscription.id, seats.customer_id, seats.item_id, quantity,
-                                                    proration_behavior="none")
         price = billing.stripe.seat_price(seats.interval)
+        switch = seats.switch if seats.switch is not None and seats.switch.at == seats.period_end else None
+        next_price = billing.stripe.seat_price(switch.interval) if switch is not None else price
+        if switch is not None:
+            # The renewal bills the new interval for the new number (the phases follow it).
+            following = billing.stripe.preview_first_invoice(seats.customer_id, next_price.id, quantity,
+                                                             start=seats.period_end, interval=switch.interval,
+                                                             automatic_tax=seats.automatic_tax)
+        else:
+            following = billing.stripe.preview_quantity(subscription.id, seats.customer_id, seats.item_id, quantity,
+                                                        proration_behavior="none")
     return QuantityPreview(
         subscription_id=subscription.id, current=seats.quantity, quantity=quantity,
         currency=str(now.get("currency") or price.currency), interval=price.interval,
@@ -187,7 +207,8 @@ def preview(billing: Billing, subscription: Subscription, quantity: int) -> Quan
         due_now_total=int(now.get("total") or 0),
         lines=tuple(_lines(now)), next_invoice_total=int(following.get("total") or 0),
         next_invoice_on=seats.period_ends_at, unit_amount_current=_unit(price, seats.quantity),
-        unit_amount_new=_unit(price, quantity))
+        unit_amount_new=_unit(price, quantity), next_interval=switch.interval if switch is not None else "",
+        next_unit_amount=_unit(next_price, quantity) if switch is not None else None)
 
 
 def _proration_date(invoice: dict[str, Any]) -> int:

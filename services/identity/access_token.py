@@ -122,10 +122,9 @@ class AccessTokenValidator:
         self.keys = keys
         # Tokens this validator accepted, until they expire: the add-in sends the same token for about an
         # hour, and checking its signature and claims again each time is most of a license check's own
-        # work. Only an accepted token is remembered, with its time window; nothing else about a token
-        # can change (a signing key Entra stops publishing is dropped from our key cache only after a day
-        # anyway, and every token expires long before that).
-        self._accepted: dict[str, tuple[Principal, float, float]] = {}
+        # work. Only an accepted token is remembered, with its time window and the key set it was checked
+        # against: when the keys are refreshed (daily, or for an unknown kid), it is checked again.
+        self._accepted: dict[str, tuple[Principal, float, float, object]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, fetcher: JsonFetcher | None = None,
@@ -138,16 +137,17 @@ class AccessTokenValidator:
         """The Principal of a valid token, or InvalidToken saying why not."""
         accepted = self._accepted.get(token) if isinstance(token, str) else None
         if accepted is not None:
-            principal, not_before, expires = accepted
+            principal, not_before, expires, generation = accepted
             skew = self.rules.clock_skew_seconds
-            if not_before - skew <= time.time() < expires + skew:
+            if not_before - skew <= time.time() < expires + skew and generation is self.keys.generation():
                 return principal
         principal, claims = self._validated(token)
+        generation = self.keys.generation()
         if len(self._accepted) >= _MAX_ACCEPTED:
             self._accepted.clear()  # a burst of new people: start over rather than track ages
         not_before = claims.get("nbf")
         self._accepted[token] = (principal, float(not_before) if isinstance(not_before, int | float) else 0.0,
-                                 float(claims["exp"]))
+                                 float(claims["exp"]), generation)
         return principal
 
     def _validated(self, token: str) -> tuple[Principal, dict[str, Any]]:

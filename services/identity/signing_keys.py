@@ -93,6 +93,11 @@ class SigningKeys:
         self._current: _KeySet | None = None
         self._last_attempt: float | None = None
 
+    def generation(self) -> object:
+        """The key set in use (refreshed first if it is due): a validated token stays trusted while this
+        is the same object (AccessTokenValidator's cache)."""
+        return self._ensure_loaded()
+
     def issuer_template(self) -> str:
         """The discovery document's `issuer` (with `{tenantid}` for organizations/common)."""
         return self._ensure_loaded().issuer_template

@@ -76,6 +76,8 @@ def test_a_revoke_needs_its_confirmation_and_can_be_undone(page, stack):
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(f"{gone} can no longer use SecureMailMerge")
     expect(dialog).to_contain_text("undo this for 10 minutes")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "licenses-revoke-dialog-en.png"))
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
     assert holds_seat(stack, lic.subscription_id, gone) and rows(page) == [gone, kept]
@@ -120,6 +122,8 @@ def test_an_undo_says_so_when_the_license_was_taken_meanwhile(browser, stack):
         expect(dialog).to_contain_text("Du kannst das 10 Minuten lang rückgängig machen.")
         dialog.get_by_role("button", name="Lizenz entziehen").click()
         expect(page.get_by_role("status").first).to_contain_text(f"Die Lizenz von {gone} wurde entzogen.")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "licenses-undo-de.png"), full_page=True)
 
         # Someone else gets the only license before the undo.
         owner = idp_person(stack, lic.owner)

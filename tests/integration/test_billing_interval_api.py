@@ -159,6 +159,12 @@ def test_switch_to_annual_at_the_renewal_with_a_quantity_change_in_between(stack
     status, quote, _ = call(stack.url, "POST", f"/api/v1/subscriptions/{sid}/quantity/preview", owner.token,
                             {"quantity": 15})
     assert status == 200, quote
+    # The next invoice is the renewal's: a year for 15 licenses (no VAT for the Swiss buyer).
+    assert quote["next_invoice"] == {"amount": 10 * volume_total(15), "date": renewal, "quantity": 15,
+                                     "unit_amount": 4800, "interval": "year"}
+    status, _, html = page(stack, "GET", f"/api/subscriptions/{sid}/quantity?quantity=15", cookie,
+                           headers={"Accept-Language": "en"})
+    assert status == 200 and f"From {renewal[:10]} the subscription is billed annually" in html
     status, more, _ = call(stack.url, "PUT", f"/api/v1/subscriptions/{sid}/quantity", owner.token,
                            {"quantity": 15, "proration_date": quote["proration_date"]},
                            headers={"Idempotency-Key": "more-15"})

@@ -642,3 +642,29 @@ def test_bearer_with_an_expired_token_gives_the_reason(authority):
         "error": "invalid_token", "message": "token expired", "reason": "token_expired",
     }
     assert response.headers["Cache-Control"] == "no-store"
+
+
+# --- accepted tokens are remembered until they expire (the add-in sends one token for an hour) ------------
+
+
+def test_an_accepted_token_is_not_verified_again_until_it_expires(validator, authority, monkeypatch):
+    token = sign(v2_claims())
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    principal = validator.validate(token)
+    verified = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: verified.append(1) or real_decode(*a, **k))
+    assert validator.validate(token) == principal and verified == []
+    # Past its expiry (and the clock skew) the remembered answer no longer counts: the token is checked
+    # again (and PyJWT, on its own clock, refuses an expired one: test_expired_token_is_rejected).
+    monkeypatch.setattr(time, "time", lambda: expires + 3600)
+    validator.validate(token)
+    assert verified == [1]
+
+
+def test_a_remembered_token_is_checked_again_when_the_keys_are_refreshed(validator, authority, clock):
+    token = sign(v2_claims())
+    validator.validate(token)
+    authority.keys = [KEY_B]  # Entra stopped publishing the key that signed it
+    clock.advance(24 * 3600 + 1)
+    assert rejected(validator, token).reason == "unknown_signing_key"

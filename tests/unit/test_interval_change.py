@@ -369,6 +369,19 @@ def test_a_quantity_change_carries_over_to_the_planned_phase(store, billing, str
     assert (item["price"]["id"], item["quantity"]) == ("price_year", 15)
 
 
+def test_the_quantity_preview_shows_the_next_invoice_at_the_planned_interval(store, billing, stripe):
+    plain = quantity_change.preview(billing, stored(store), 15)
+    assert (plain.next_invoice_interval, plain.next_invoice_unit_amount, plain.next_invoice_total) == (
+        "month", 480, 15 * 480)
+    interval_change.schedule(billing, OWNER, load(store), "year", "req-1")
+    preview = quantity_change.preview(billing, load(store), 15)
+    # The renewal bills a year for 15 licenses (Stripe's preview of it, 19 % tax included); due now is the month's.
+    assert (preview.next_interval, preview.next_invoice_unit_amount) == ("year", 4800)
+    assert preview.next_invoice_total == 15 * 4800 + round(15 * 4800 * 0.19)
+    assert (preview.unit_amount_current, preview.unit_amount_new, preview.interval) == (480, 480, "month")
+    assert preview.due_now == plain.due_now
+
+
 def test_a_quantity_changed_at_stripe_directly_reaches_the_phase_with_its_webhook(store, billing, stripe):
     interval_change.schedule(billing, OWNER, stored(store), "year", "req-1")
     stripe.sub["items"]["data"][0]["quantity"] = 20  # in Stripe's dashboard: the phases keep 12
