@@ -38,10 +38,11 @@ from adapters import keys
 from adapters.stripe_gateway import StripeUnavailable
 from adapters.subscription_repository import PartitionWrites
 from adapters.table_storage import ConcurrencyConflict, StorageUnavailable
-from services import cancellation, quantity_change
+from services import cancellation, interval_change, quantity_change
 from services.audit import Actor, AuditEntry
 from services.billing_changes import CHANGEABLE, NotChangeable, stripe_seats
 from services.billing_events import Billing, refresh
+from services.interval_change import SwitchScheduled
 from services.links import subscription_url
 from services.mail.message import Language, MailMessage
 from services.merge_record import COMPLETED, RUNNING, Merge, MergePerson
@@ -334,9 +335,15 @@ def _mark_merged(uow: UnitOfWork, organisation_id: str, merge: Merge, person: Me
 
 
 def _cancel(billing: Billing, actor: Actor, individual: Subscription) -> datetime | None:
-    """(2) Cancel at the end of the paid period in Stripe (once: cancelling again changes nothing)."""
+    """(2) Cancel at the end of the paid period in Stripe (once: cancelling again changes nothing). A
+    switch of billing interval planned for its renewal is moot: withdrawn first (Stripe refuses to cancel a
+    subscription its schedule manages)."""
     try:
-        return cancellation.schedule(billing, actor, individual).ends_at
+        try:
+            return cancellation.schedule(billing, actor, individual).ends_at
+        except SwitchScheduled:
+            interval_change.unschedule(billing, actor, individual)
+            return cancellation.schedule(billing, actor, individual).ends_at
     except NotChangeable:
         return individual.current_period_end  # ended meanwhile: nothing left to cancel
     except SubscriptionNotFound:

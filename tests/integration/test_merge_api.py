@@ -248,3 +248,22 @@ def test_a_delegate_with_every_permission_cannot_merge(stack, owner_user):
         assert status == 403 and answer["permission"] == "owner", answer
     assert _snapshot(stack, [organisation.id, individual.id]) == before
     assert _licensed_by(stack, user) == (True, individual.id)
+
+
+def test_merging_an_individual_with_a_planned_annual_switch_withdraws_the_switch(stack, owner_user):
+    owner = _person(owner_user)
+    organisation = purchased_subscription(stack, owner, quantity=2)
+    (user, individual), = _individuals(stack, CONTOSO_ID, 1)
+    status, planned, _ = call(stack.url, "PUT", f"/api/v1/subscriptions/{individual.id}/billing-interval",
+                              token_for(stack, user), {"interval": "year"},
+                              headers={"Idempotency-Key": f"annual-{uuid.uuid4().hex[:8]}"})
+    assert status == 200, planned
+    gateway = StripeGateway(stack.settings)
+    assert gateway.subscription(individual.id)["schedule"]
+
+    status, done = _merge(stack, token_for(stack, owner_user), organisation.id, f"merge-{uuid.uuid4().hex[:8]}",
+                          {"subscriptions": [individual.id]})
+    assert status == 201 and done["status"] == "completed", done
+    ending = gateway.subscription(individual.id)
+    assert ending["cancel_at_period_end"] is True and not ending["schedule"]  # no switch for an ending one
+    assert _licensed_by(stack, user) == (True, organisation.id)
