@@ -112,13 +112,13 @@ class SubscriptionRepository:
         if not subscription.etag:
             index.list_subscription(pk)
         index.changed(pk, now)
-        for row in writes.create:
-            if isinstance(row, Reservation):
-                index.reservation_opened(pk, row.request_id, now)
+        for created in writes.create:
+            if isinstance(created, Reservation):
+                index.reservation_opened(pk, created.request_id, now)
         etags = self.store.transact(SUBSCRIPTIONS, operations)
-        for row in writes.delete:
-            if isinstance(row, Reservation):
-                index.reservation_closed(pk, row.request_id)
+        for deleted in writes.delete:
+            if isinstance(deleted, Reservation):
+                index.reservation_closed(pk, deleted.request_id)
         return _seat_etags(operations, etags)
 
     # --- seats -----------------------------------------------------------------------------------

@@ -272,13 +272,16 @@ class _HttpSession:
         for scheme in ("http://", "https://"):
             self.session.mount(scheme, adapter)
 
-    def client_kwargs(self) -> dict[str, Any]:
+    def client_kwargs(self, retry: RetryProfile) -> dict[str, Any]:
+        """The SDK client's keyword arguments: `retry` and this session (the transport takes the timeouts)."""
         import os
 
         from azure.core.pipeline.transport import RequestsTransport
 
-        kwargs: dict[str, Any] = {"transport": RequestsTransport(session=self.session, session_owner=False,
-                                                                 use_env_settings=False)}
+        kwargs = retry.client_kwargs()
+        kwargs["transport"] = RequestsTransport(session=self.session, session_owner=False, use_env_settings=False,
+                                                connection_timeout=retry.connection_timeout,
+                                                read_timeout=retry.read_timeout)
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if bundle:
             kwargs["connection_verify"] = bundle
@@ -309,7 +312,7 @@ class Storage:
     @cached_property
     def _table_service(self) -> TableServiceClient:
         http = _HttpSession()
-        kwargs = {**self.retry.client_kwargs(), **http.client_kwargs()}
+        kwargs = http.client_kwargs(self.retry)
         if self.settings.storage_connection_string:
             service = TableServiceClient.from_connection_string(self.settings.storage_connection_string, **kwargs)
         else:
@@ -323,7 +326,7 @@ class Storage:
         from azure.storage.queue import QueueServiceClient
 
         http = _HttpSession()
-        kwargs = {**self.retry.client_kwargs(), **http.client_kwargs()}
+        kwargs = http.client_kwargs(self.retry)
         if self.settings.storage_connection_string:
             service = QueueServiceClient.from_connection_string(self.settings.storage_connection_string, **kwargs)
         else:

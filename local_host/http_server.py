@@ -195,13 +195,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         # Head and body in one write (end_headers would flush the head alone): one packet for a small
         # response instead of two.
-        parts = self._headers_buffer if self.request_version != "HTTP/0.9" else []  # 0.9: no head at all
+        # HTTP/0.9 has no head at all (send_response buffered nothing).
+        parts: list[bytes] = getattr(self, "_headers_buffer", []) if self.request_version != "HTTP/0.9" else []
         if parts:
             parts.append(b"\r\n")
-        if self.command != "HEAD" and body:
-            parts.append(body)
-        self.wfile.write(b"".join(parts))
-        self._headers_buffer = []
+        data = b"".join([*parts, body] if self.command != "HEAD" else parts)
+        parts.clear()
+        self.wfile.write(data)
 
     def _handle(self) -> None:
         if self.server.closing:

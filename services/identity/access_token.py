@@ -135,7 +135,7 @@ class AccessTokenValidator:
 
     def validate(self, token: str) -> Principal:
         """The Principal of a valid token, or InvalidToken saying why not."""
-        accepted = self._accepted.get(token) if isinstance(token, str) else None
+        accepted = self._accepted.get(token)
         if accepted is not None:
             principal, not_before, expires, generation = accepted
             skew = self.rules.clock_skew_seconds
@@ -145,8 +145,8 @@ class AccessTokenValidator:
         generation = self.keys.generation()
         if len(self._accepted) >= _MAX_ACCEPTED:
             self._accepted.clear()  # a burst of new people: start over rather than track ages
-        not_before = claims.get("nbf")
-        self._accepted[token] = (principal, float(not_before) if isinstance(not_before, int | float) else 0.0,
+        nbf = claims.get("nbf")
+        self._accepted[token] = (principal, float(nbf) if isinstance(nbf, int | float) else 0.0,
                                  float(claims["exp"]), generation)
         return principal
 

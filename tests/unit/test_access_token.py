@@ -651,9 +651,14 @@ def test_an_accepted_token_is_not_verified_again_until_it_expires(validator, aut
     token = sign(v2_claims())
     expires = jwt.decode(token, options={"verify_signature": False})["exp"]
     principal = validator.validate(token)
-    verified = []
+    verified: list[int] = []
     real_decode = jwt.decode
-    monkeypatch.setattr(jwt, "decode", lambda *a, **k: verified.append(1) or real_decode(*a, **k))
+
+    def decode(*args: Any, **kwargs: Any) -> Any:
+        verified.append(1)
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", decode)
     assert validator.validate(token) == principal and verified == []
     # Past its expiry (and the clock skew) the remembered answer no longer counts: the token is checked
     # again (and PyJWT, on its own clock, refuses an expired one: test_expired_token_is_rejected).

@@ -119,13 +119,16 @@ def test_a_configured_key_is_used_and_no_file_written(tmp_path):
 def test_a_lease_for_the_same_answer_is_handed_out_again_for_a_few_minutes():
     keys = LeaseKeys(parse_keys(generate_pem()), issuer="https://licensing.example")
     now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    answer = dict(tid="t", oid="o", subscription_id="sub_1", code="VALID", valid=True, ttl=timedelta(hours=72),
-                  not_after=None)
-    first, expires = keys.lease(**answer, now=now)
-    assert keys.lease(**answer, now=now + timedelta(minutes=4)) == (first, expires)
+
+    def lease(at: datetime, code: str = "VALID") -> tuple[str, datetime]:
+        return keys.lease(tid="t", oid="o", subscription_id="sub_1", code=code, valid=True,
+                          ttl=timedelta(hours=72), not_after=None, now=at)
+
+    first, expires = lease(now)
+    assert lease(now + timedelta(minutes=4)) == (first, expires)
     # Another answer, or later than REUSE_FOR: a new lease.
-    assert keys.lease(**{**answer, "code": "PAST_DUE_GRACE"}, now=now + timedelta(minutes=4))[0] != first
-    later, later_expires = keys.lease(**answer, now=now + timedelta(minutes=6))
+    assert lease(now + timedelta(minutes=4), code="PAST_DUE_GRACE")[0] != first
+    later, later_expires = lease(now + timedelta(minutes=6))
     assert later != first and later_expires > expires
     claims = jwt.decode(later, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 72 * 3600
