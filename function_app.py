@@ -1,86 +1,91 @@
 """The Function App: sets up logging and registers one blueprint per area, nothing else.
 
-Heavy SDKs (Stripe, MSAL, the mail client) are imported inside the functions that use them, so this
-module's import path stays small for the license check's cold start.
+A cold start imports this module, and what it imports decides how long the first license check waits
+(issue 14): the license check's own module is imported and registered as it is; every other function is
+registered as a stub that imports its module on its first call (handlers/function_index.py), as long as
+the function index matches the code. Heavy SDKs (Stripe, MSAL, the mail and queue clients) are imported
+inside the functions that use them.
 """
+
+import importlib
+import logging
 
 import azure.functions as func
 
-from handlers import (
-    assignment_jobs,
-    audit_log,
-    auth,
-    billing,
-    billing_api,
-    billing_interval_api,
-    billing_interval_pages,
-    billing_pages,
-    billing_settings_api,
-    billing_settings_pages,
-    consent,
-    dashboard,
-    delegates_api,
-    delegates_pages,
-    e_invoice,
-    health,
-    invitation_timers,
-    invitations,
-    license,
-    license_actions_pages,
-    licenses_api,
-    licenses_pages,
-    mail,
-    merges_api,
-    merges_pages,
-    not_found,
-    operations,
-    outbox,
-    purchase,
-    seat_timers,
-    setup_checklist,
-    subscriptions,
-)
+from handlers import function_index, license
 from services import observability
 
 # Correlation ids and redaction on every log record; reads only environment variables, no settings.
 observability.install()
 observability.configure_telemetry()
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-
-for blueprint in (
-    health.bp,
-    mail.bp,
-    billing.bp,
-    auth.bp,
-    dashboard.bp,
-    consent.bp,
-    purchase.bp,
-    subscriptions.bp,
-    setup_checklist.bp,
-    outbox.bp,
-    operations.bp,
-    license.bp,
-    licenses_api.bp,
-    licenses_pages.bp,
-    license_actions_pages.bp,
-    assignment_jobs.bp,
-    audit_log.bp,
-    seat_timers.bp,
-    delegates_api.bp,
-    delegates_pages.bp,
-    invitations.bp,
-    invitation_timers.bp,
-    billing_api.bp,
-    billing_pages.bp,
-    billing_settings_api.bp,
-    billing_settings_pages.bp,
-    billing_interval_api.bp,
-    billing_interval_pages.bp,
-    e_invoice.bp,
-    merges_api.bp,
-    merges_pages.bp,
+# One blueprint per area, as `handlers.<module>.bp`.
+AREAS = (
+    "health",
+    "mail",
+    "billing",
+    "auth",
+    "dashboard",
+    "consent",
+    "purchase",
+    "subscriptions",
+    "setup_checklist",
+    "outbox",
+    "operations",
+    "license",
+    "licenses_api",
+    "licenses_pages",
+    "license_actions_pages",
+    "assignment_jobs",
+    "audit_log",
+    "seat_timers",
+    "delegates_api",
+    "delegates_pages",
+    "invitations",
+    "invitation_timers",
+    "billing_api",
+    "billing_pages",
+    "billing_settings_api",
+    "billing_settings_pages",
+    "billing_interval_api",
+    "billing_interval_pages",
+    "e_invoice",
+    "merges_api",
+    "merges_pages",
     # The catch-all route: on Azure its function's name, not this order, puts it last (handlers/not_found.py).
-    not_found.bp,
-):
-    app.register_functions(blueprint)
+    "not_found",
+)
+# Registered as they are, never as stubs: the hot path.
+HOT_PATH = (license,)
+
+
+def new_app() -> func.FunctionApp:
+    return func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+def eager_app() -> func.FunctionApp:
+    """Every area's blueprint, each module imported (what the function index is written from)."""
+    app = new_app()
+    for area in AREAS:
+        app.register_functions(importlib.import_module(f"handlers.{area}").bp)
+    return app
+
+
+def _app() -> func.FunctionApp:
+    indexed = function_index.current()
+    if indexed is None:
+        return eager_app()
+    hot = {module.__name__ for module in HOT_PATH}
+    try:
+        stubs = function_index.stub_blueprint(e for e in indexed if e["module"] not in hot)
+    except Exception:  # an index this code cannot read: the slower start, never no start
+        logging.getLogger(__name__).exception("the function index is unusable; importing every handler module")
+        return eager_app()
+    app = new_app()
+    for module in HOT_PATH:
+        app.register_functions(module.bp)
+    app.register_functions(stubs)
+    return app
+
+
+app = _app()

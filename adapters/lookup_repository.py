@@ -9,7 +9,7 @@ events already applied.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters import keys
 from adapters.table_storage import (
@@ -23,10 +23,13 @@ from adapters.table_storage import (
     Row,
     TableStore,
 )
-from services.delegate import InvitationLookup
-from services.merge_record import TenantSubscription
-from services.pending_purchase import FAILED, PENDING, PendingPurchase
 from services.seat import LicenseLookup
+
+if TYPE_CHECKING:
+    # The rows of the other access paths: imported where used, off the license check's import path.
+    from services.delegate import InvitationLookup
+    from services.merge_record import TenantSubscription
+    from services.pending_purchase import PendingPurchase
 
 
 def _partition(lookup: LicenseLookup) -> str:
@@ -69,11 +72,15 @@ def _license_entity(lookup: LicenseLookup) -> dict[str, Any]:
 
 
 def _invitation(row: Row) -> InvitationLookup:
+    from services.delegate import InvitationLookup
+
     return InvitationLookup(row["PartitionKey"], row["SubscriptionId"], "owner" if row.get("Kind") == "owner"
                             else "delegate", row.get("Email", ""), row["ExpiresAt"])
 
 
 def _pending_purchase(row: Row, tid: str, oid: str) -> PendingPurchase:
+    from services.pending_purchase import FAILED, PENDING, PendingPurchase
+
     return PendingPurchase(session_id=keys.decode(row["RowKey"]), buyer_tid=tid, buyer_oid=oid,
                            kind=row.get("Kind") or "organisation", quantity=int(row.get("Quantity") or 0),
                            started_at=row["StartedAt"], state=FAILED if row.get("State") == FAILED else PENDING,
@@ -181,6 +188,8 @@ class LookupRepository:
 
     def tenant_subscriptions(self, tenant_id: str, kind: str) -> list[TenantSubscription]:
         """The subscriptions of `kind` indexed under the tenant: one partition query, never a scan."""
+        from services.merge_record import TenantSubscription
+
         rows = self.store.query(TENANT_SUBSCRIPTIONS, partition_key=keys.tenant(tenant_id), where="Kind eq @kind",
                                 parameters={"kind": kind})
         return [TenantSubscription(tenant_id=r.get("TenantId") or tenant_id, subscription_id=r["RowKey"],
@@ -231,6 +240,8 @@ class LookupRepository:
             "StartedAt": purchase.started_at, "State": purchase.state})
 
     def fail_pending_purchase(self, tid: str, oid: str, session_id: str, at: datetime) -> None:
+        from services.pending_purchase import FAILED
+
         failed = {"PartitionKey": keys.pending_purchases(tid, oid), "RowKey": keys.encode(session_id),
                   "State": FAILED, "FailedAt": at}
         if not self.store.merge(STRIPE_INDEX, failed):

@@ -48,7 +48,7 @@ def auth_callback(req: func.HttpRequest) -> func.HttpResponse:
     try:
         person = finish(web.settings, flow, dict(req.params))
     except SignInFailed as exc:
-        return web.error_page(400, t("signin.failed.title"), str(exc))
+        return web.error_page(400, t("signin.failed.title"), t(f"signin.failed.{exc.code}", code=exc.detail))
     web.sign_in(person)
     log.info("signed in tid=%s oid=%s", person.tid, person.oid)
     return web.redirect(safe_next(pending.get("next")))

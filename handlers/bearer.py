@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from handlers.responses import error
 from services.identity import InvalidToken, Principal, validator_for
 from services.settings import Settings
-from services.web_session import Person
+
+if TYPE_CHECKING:
+    from services.web_session import Person
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ def authenticate(req: func.HttpRequest, settings: Settings) -> Principal:
 def person(principal: Principal) -> Person:
     """The person a validated token names, (tid, oid) with every sign-in name it carried: what the
     gate hands API views as the caller, and what routes outside the gate act as."""
+    from services.web_session import Person  # sessions: not on the license check's import path
+
     email = principal.email or principal.preferred_username or principal.upn or ""
     return Person(tid=principal.tid, oid=principal.oid, name=principal.name or email, email=email,
                   sign_in_names=tuple(sorted(principal.sign_in_addresses())))

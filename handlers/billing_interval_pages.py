@@ -24,6 +24,7 @@ from handlers.billing_api import billing
 from handlers.blueprint import new_blueprint
 from handlers.seat_changes import InvalidRequestId, actor, request_id
 from handlers.web import WebRequest
+from handlers.web import refusal_text as web_refusal_text
 from services import access, interval_change
 from services.billing_changes import CHANGEABLE
 from services.i18n import format_money, translator
@@ -43,13 +44,8 @@ def _date(subscription: Subscription) -> str:
 
 
 def refusal_text(web: WebRequest, exc: Refused) -> str:
-    """A refusal in the page's language; the service's sentence when there is no text for it."""
-    t = translator(web.language)
-    for key in (f"billing.interval.error.{exc.code}", f"billing.error.{exc.code}"):
-        text = t(key)
-        if text != key:
-            return text
-    return str(exc)
+    """A refusal in the page's language (handlers/web.refusal_text)."""
+    return web_refusal_text(web.language, exc, f"billing.interval.error.{exc.code}", f"billing.error.{exc.code}")
 
 
 def section(web: WebRequest, subscription: Subscription) -> dict[str, Any]:

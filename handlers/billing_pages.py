@@ -29,6 +29,7 @@ from handlers.billing_api import billing
 from handlers.blueprint import new_blueprint
 from handlers.seat_changes import InvalidRequestId, actor, request_id
 from handlers.web import WebRequest
+from handlers.web import refusal_text as web_refusal_text
 from services import access, billing_account, cancellation, e_invoice_documents, quantity_change
 from services.billing_changes import CardDeclined
 from services.i18n import format_money, translator
@@ -53,20 +54,18 @@ def _subscription_url(subscription: Subscription) -> str:
 
 
 def refusal_text(web: WebRequest, exc: Refused, caller: access.Caller | None = None) -> str:
-    """A refusal in the page's language: what happened and what to do; the service's sentence otherwise."""
-    t = translator(web.language)
+    """A refusal in the page's language: what happened and what to do (handlers/web.refusal_text)."""
     values: dict[str, Any] = {}
     key = f"billing.error.{exc.code}"
     if isinstance(exc, BelowAssigned):
-        values = {"assigned": exc.assigned, "revoke": exc.revoke}
+        values = {"assigned": exc.assigned, "count": exc.revoke}
     elif isinstance(exc, InvalidQuantity):
         values = {"max": exc.maximum}
     elif isinstance(exc, QuantityUnchanged):
-        values = {"quantity": exc.quantity}
+        values = {"count": exc.quantity}
     elif isinstance(exc, CardDeclined):
         key += ".billing" if caller is not None and caller.can(access.BILLING_MANAGE) else ".ask_owner"
-    text = t(key, **values)
-    return str(exc) if text == key else text
+    return web_refusal_text(web.language, exc, key, **values)
 
 
 def _unavailable(web: WebRequest, exc: StripeUnavailable) -> str:
@@ -87,7 +86,9 @@ def _preview_context(web: WebRequest, preview: QuantityPreview) -> dict[str, Any
     lines = []
     for line in preview.lines:
         label = "quantity.line.credit" if line.amount < 0 else "quantity.line.charge"
-        lines.append({"text": t(label, quantity=line.quantity if line.quantity is not None else "?"),
+        # A line Stripe gives no quantity for still reads as a plural: "… with ? licenses".
+        text = t(label, count=line.quantity) if line.quantity is not None else t(f"{label}.other", count="?")
+        lines.append({"text": text,
                       "period": (t("quantity.line.period", start=line.period_start.strftime("%Y-%m-%d"),
                                    end=line.period_end.strftime("%Y-%m-%d"))
                                  if line.period_start and line.period_end else ""),
@@ -180,7 +181,7 @@ def quantity_form(web: WebRequest, caller: access.Caller, subscription: Subscrip
         # The same request id again: if the first attempt did reach Stripe, the retry changes nothing more.
         return _render_quantity(web, caller, subscription, 503, entered=quantity, error=_unavailable(web, exc),
                                 retry={"quantity": quantity, "proration_date": raw_date, "request_id": key})
-    message = t("quantity.flash.changed", quantity=changed.quantity)
+    message = t("quantity.flash.changed", count=changed.quantity)
     if changed.invoice is not None:
         message += " " + t("quantity.flash.charged", amount=format_money(
             changed.invoice.amount_due, changed.invoice.currency, web.language), number=changed.invoice.number or "")

@@ -21,6 +21,7 @@ from handlers.billing_api import billing
 from handlers.blueprint import new_blueprint
 from handlers.seat_changes import actor
 from handlers.web import WebRequest
+from handlers.web import refusal_text as web_refusal_text
 from services import access, billing_settings
 from services.billing_account import NoCustomer
 from services.billing_settings import FIELDS, BillingSettings, InvalidBillingSetting
@@ -75,8 +76,7 @@ def billing_settings_form(web: WebRequest, caller: access.Caller, subscription: 
         web.flash("error", refusal_text(web, exc))
         return web.redirect(back)
     except Refused as exc:
-        key = f"billing.error.{exc.code}"
-        web.flash("error", t(key) if t(key) != key else str(exc))
+        web.flash("error", web_refusal_text(web.language, exc, f"billing.error.{exc.code}"))
         return web.redirect(back)
     except StripeUnavailable as exc:
         log.warning("Stripe unavailable: %s", exc)

@@ -55,10 +55,13 @@ def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
     if not expected_state or req.params.get("state") != expected_state:
         return web.error_page(400, t("consent.failed.title"), t("consent.error.state"))
     if req.params.get("error"):
-        key = consent.explain(req.params.get("error", ""), req.params.get("error_description", ""))
+        error, description = req.params.get("error", ""), req.params.get("error_description", "")
+        key = consent.explain(error, description)
+        # Entra's description is English: an English page quotes it, any other page Entra's error code.
+        code = consent.error_code(error, description)
         return web.render(
             "consent_result.html", status=400, ok=False, explanation=t(key),
-            detail=req.params.get("error_description", ""),
+            detail=description if web.language == "en" else t("consent.details.code", code=code),
         )
     # The tenant in the query is only believed when it is the signed-in admin's own tenant.
     if req.params.get("admin_consent", "").lower() != "true" or req.params.get("tenant", "").lower() != admin.tid:

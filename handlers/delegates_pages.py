@@ -19,7 +19,7 @@ from handlers.blueprint import new_blueprint
 from handlers.responses import SECURITY_HEADERS
 from handlers.seat_changes import actor
 from handlers.subscriptions import render_subscription
-from handlers.web import WebRequest
+from handlers.web import WebRequest, refusal_text
 from services import access, bootstrap, delegation
 from services.address_list import AddressList, AddressListError, parse_addresses
 from services.delegate import (
@@ -74,11 +74,8 @@ def _named(form: dict[str, str]) -> str:
 
 
 def _refusal_text(web: WebRequest, exc: Refused, email: str) -> str:
-    """The rules' refusal in the page's language; the service's own sentence for anything else."""
-    t = translator(web.language)
-    key = f"delegates.error.{exc.code}"
-    text = t(key, email=email)
-    return str(exc) if text == key else text
+    """The rules' refusal in the page's language (handlers/web.refusal_text)."""
+    return refusal_text(web.language, exc, f"delegates.error.{exc.code}", email=email)
 
 
 def _shown_link(issued: delegation.Issued) -> dict[str, Any]:

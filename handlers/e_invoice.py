@@ -22,7 +22,7 @@ from handlers import billing_openapi, gate  # noqa: F401 - billing_openapi descr
 from handlers.blueprint import new_blueprint
 from handlers.inputs import InvalidInput
 from handlers.responses import SECURITY_HEADERS, error
-from handlers.web import WebRequest
+from handlers.web import WebRequest, refusal_text
 from services import access, bootstrap, e_invoice_documents
 from services.e_invoice import PROFILES, EInvoiceUnavailable
 from services.e_invoice_documents import InvoiceNotFound, NotConfigured
@@ -103,9 +103,7 @@ def e_invoice_download(web: WebRequest, caller: access.Caller, subscription: Sub
     except NotConfigured as exc:
         return web.error_page(409, title, t("e_invoice.error.not_configured", settings=", ".join(exc.missing)))
     except EInvoiceUnavailable as exc:
-        key = f"e_invoice.error.{exc.code}"
-        text = t(key)
-        return web.error_page(409, title, t("e_invoice.error.unavailable", reason=exc.reason) if text == key else text)
+        return web.error_page(409, title, refusal_text(web.language, exc, f"e_invoice.error.{exc.code}"))
     except StripeUnavailable as exc:
         log.warning("Stripe unavailable: %s", exc)
         return web.error_page(503, title, t("billing.error.stripe_unavailable"))

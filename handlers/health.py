@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from handlers import function_index
 from handlers.blueprint import new_blueprint
 from handlers.responses import STORAGE_RETRY_AFTER_SECONDS, json_response, when_configured
 from services import api_spec, bootstrap
@@ -47,4 +48,5 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 @when_configured
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     base = bootstrap.settings().public_base_url
+    function_index.import_all()  # each module describes its own routes when it is imported
     return json_response(api_spec.document(f"{base}/api"))

@@ -68,6 +68,25 @@ api_spec.schema("Assignment", {
         "already_assigned": {"type": "array", "items": {"type": "string"}},
         "duplicates": {"type": "array", "items": {"type": "string"}},
         "assigned_count": {"type": "integer"}, "quantity": {"type": "integer"}, "free": {"type": "integer"},
+        "job_url": {"type": ["string", "null"], "description": "more addresses than one transaction: the job "
+                    "that writes their lookup rows and welcome mails"},
+    },
+})
+api_spec.schema("AssignmentJob", {
+    "type": "object",
+    "required": ["job_id", "status", "percent", "to_assign", "assigned", "mails_queued", "failed"],
+    "description": "A bulk assignment and how far it got; its id is the request id.",
+    "properties": {
+        "job_id": {"type": "string"}, "request_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["running", "completed", "completed_with_failures"]},
+        "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+        "listed": {"type": "integer"}, "to_assign": {"type": "integer"}, "already_assigned": {"type": "integer"},
+        "duplicates": {"type": "integer"}, "assigned": {"type": "integer"}, "mails_queued": {"type": "integer"},
+        "failed": {"type": "integer", "description": "addresses not completed after 5 attempts"},
+        "failed_addresses": {"type": "array", "items": {"type": "string"}, "description": "at most 1,000"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "completed_at": {"type": ["string", "null"], "format": "date-time"},
+        "url": {"type": "string"}, "page_url": {"type": "string"},
     },
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}/licenses", "get", {
@@ -112,6 +131,10 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/licenses", "post", {
         "text/csv": {"schema": {"type": "string", "description": "a CSV file: a column of addresses, with or "
                                 "without a header row (email, e-mail, mail, address, upn)"}}}},
     "responses": {
+        "202": {"description": "more new addresses than BULK_ASSIGN_THRESHOLD: accepted as a job (reserved, "
+                               "written in the background); follow it at Location",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AssignmentJob"}}}},
         "200": {"description": "what happened per address",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Assignment"}}}},
         "400": {"description": "invalid_addresses (`invalid`, `problems`: why each), empty, too_many_rows, not_csv, "
@@ -120,10 +143,23 @@ api_spec.describe("/v1/subscriptions/{subscription_id}/licenses", "post", {
                     {"$ref": "#/components/schemas/InvalidAddresses"}, {"$ref": "#/components/schemas/Error"}]}}}},
         "409": api_spec.error_response(
             "no_seats_free: more new licenses than free seats (`needed`, `free`); confirm_domains: addresses of "
-            "domains new to the subscription need confirmation (`domains`); nothing assigned"),
+            "domains new to the subscription need confirmation (`domains`); request_id_reused: the request id "
+            "was used for another list; nothing assigned"),
         "415": api_spec.error_response("unsupported_media_type: send application/json or text/csv"),
         **_COMMON,
     },
+})
+api_spec.describe("/v1/subscriptions/{subscription_id}/jobs/{job_id}", "get", {
+    "summary": "A bulk assignment job's progress (the Location of a 202)",
+    "security": _SECURITY,
+    "parameters": [_SUB_PARAM, {"name": "job_id", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": _REQUEST_ID},
+                                "description": "the assign request's request_id / Idempotency-Key"}],
+    "responses": {"200": {"description": "the job", "content": {"application/json": {"schema": {
+                      "$ref": "#/components/schemas/AssignmentJob"}}}},
+                  **_COMMON,
+                  "400": invalid_input_response("job_id"),
+                  "404": api_spec.error_response("unknown subscription, or no such job on it (job_not_found)")},
 })
 api_spec.describe("/v1/subscriptions/{subscription_id}/licenses/{email}", "delete", {
     "summary": "Revoke a license; the user is unlicensed at once",

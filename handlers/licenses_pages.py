@@ -18,7 +18,7 @@ from handlers.blueprint import new_blueprint
 from handlers.paging import PAGE_SIZE
 from handlers.responses import csv_response
 from handlers.seat_changes import InvalidRequestId, context, request_id
-from handlers.web import WebRequest
+from handlers.web import WebRequest, refusal_text
 from services import access, assignment_job, bootstrap, seat_assignment, seat_listing, seat_revocation
 from services.address_list import (
     MAX_ADDRESS_LENGTH,
@@ -135,12 +135,13 @@ def assign_form(web: WebRequest, caller: access.Caller, subscription: Subscripti
     except NoSeatsFree as exc:
         # Where the need arises: add the missing licenses (or who can), instead of buying a second subscription.
         return _render_licenses(web, caller, subscription, 409, form_error=t("licenses.error.no_seats_free",
-                                needed=exc.needed, free=exc.free), pasted=pasted, missing=exc.needed - exc.free)
+                                count=exc.needed, free=exc.free), pasted=pasted, missing=exc.needed - exc.free)
     except RequestIdReused:
         return _render_licenses(web, caller, subscription, 409, form_error=t("licenses.error.request_id_reused"),
                                 pasted=pasted)
     except Refused as exc:
-        return _render_licenses(web, caller, subscription, exc.status, form_error=str(exc), pasted=pasted)
+        return _render_licenses(web, caller, subscription, exc.status, pasted=pasted,
+                                form_error=refusal_text(web.language, exc, f"licenses.error.{exc.code}"))
     if outcome.job is not None and outcome.background:
         # A big list runs as a job (services/assignment_job.py): its page shows how far it got.
         web.flash("success", t("jobs.flash.started", count=outcome.job.new))

@@ -43,7 +43,9 @@ def _render(web: WebRequest, caller: access.Caller, subscription: Subscription, 
             selected: list[str] | None = None, record: Merge | None = None, **extra: Any) -> func.HttpResponse:
     found = merge.candidates(UnitOfWork(billing().storage), subscription)
     rows = [{"candidate": c, "paid_until": c.paid_until.strftime("%Y-%m-%d") if c.paid_until else "",
-             "checked": c.subscription.id in (selected or [])} for c in found]
+             "checked": c.subscription.id in (selected or []),
+             # As the dashboard names it (Stripe's own status is a code, not a word of the page's language).
+             "state": c.subscription.license_state(web.settings.grace_days).value} for c in found]
     people = [{"person": p, "ends_on": p.ends_at.strftime("%Y-%m-%d") if p.ends_at else ""}
               for p in (record.people if record else ())]
     return web.render("merge.html", status=status, subscription=subscription, candidates=rows, record=record,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import azure.functions as func
@@ -13,6 +14,8 @@ from handlers.web import NotSignedIn, WebRequest
 from services.i18n import translator
 
 bp = new_blueprint()
+
+_MAIL_LANGUAGE = re.compile(r'<html lang="([A-Za-z-]{2,12})"')
 
 
 @bp.route(route="dev/outbox", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -30,4 +33,8 @@ def outbox_page(req: func.HttpRequest) -> func.HttpResponse:
     directory = Path(web.settings.mail_outbox_dir)
     files = sorted(directory.glob("*.json"), reverse=True)[:200] if directory.is_dir() else []
     mails = [json.loads(p.read_text(encoding="utf-8")) for p in files]
+    for mail in mails:
+        # Each mail is in its recipient's language (its HTML says which): the page marks it so.
+        found = _MAIL_LANGUAGE.search(mail.get("html") or "")
+        mail["language"] = found.group(1) if found else ""
     return web.render("outbox.html", mails=mails, directory=str(directory))

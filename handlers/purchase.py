@@ -10,7 +10,7 @@ import azure.functions as func
 
 from handlers.blueprint import new_blueprint
 from handlers.responses import when_configured
-from handlers.web import NotSignedIn, WebRequest, csrf_refused
+from handlers.web import NotSignedIn, WebRequest, csrf_refused, refusal_text
 from services import bootstrap
 from services.csrf import CsrfRejected
 from services.i18n import format_money, translator
@@ -96,13 +96,8 @@ def _form_page(web: WebRequest, quantity: int, kind: str, error: str | None = No
 
 
 def _refused(web: WebRequest, exc: InvalidPurchase) -> str:
-    """The refusal in the page's language (the exception's English text if no translation exists)."""
-    t = translator(web.language)
-    if exc.key:
-        text = t(exc.key, **exc.params)
-        if text != exc.key:
-            return text
-    return str(exc)
+    """The refusal in the page's language (handlers/web.refusal_text)."""
+    return refusal_text(web.language, exc, *([exc.key] if exc.key else []), **exc.params)
 
 
 @bp.route(route="purchase", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -187,9 +182,11 @@ def purchase_submit(req: func.HttpRequest) -> func.HttpResponse:
                                 business, attempt)
     except StripeRejected as exc:
         # Stripe refused what it was given (a VAT ID it does not accept, an address): say so, keep the form.
+        # Stripe's own words are English and for the log; the page names the field it refused.
         log.warning("purchase refused by Stripe: %s (%s)", exc, exc.param)
-        return again(error=t("purchase.details.error.stripe", reason=str(exc)), status=400,
-                     error_field=_STRIPE_FIELDS.get(exc.param or "", ""))
+        field = _STRIPE_FIELDS.get(exc.param or "", "")
+        return again(error=refusal_text(web.language, exc, f"purchase.details.error.stripe.{field}",
+                                        "purchase.details.error.stripe"), status=400, error_field=field)
     except (StripeUnavailable, StripeNotFound, StripeIdempotencyConflict) as exc:
         log.error("the purchase could not be started: %s", exc)
         return web.error_page(503, t("purchase.unavailable.title"), t("purchase.unavailable.body"))

@@ -8,6 +8,7 @@ from the gate (`handlers/gate.py`), which does those checks.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from http.cookies import CookieError, SimpleCookie
@@ -19,7 +20,7 @@ import azure.functions as func
 
 from services import bootstrap
 from services.csrf import CsrfRejected, check
-from services.i18n import LANGUAGES, choose_language, translator
+from services.i18n import LANGUAGES, choose_language, has_text, translator
 from services.redirects import safe_next
 from services.settings import Settings
 from services.web_session import Person, SessionStore, WebSession, cookie_header, cookie_name
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from jinja2 import Environment
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "templates" / "pages"
+_PLACEHOLDER = re.compile(r"\{\w+\}")
 LANGUAGE_COOKIE = "smm_lang"
 
 PAGE_HEADERS = {
@@ -241,4 +243,21 @@ def _cookies(req: func.HttpRequest) -> dict[str, str]:
 
 def csrf_refused(web: WebRequest, exc: CsrfRejected) -> func.HttpResponse:
     t = translator(web.language)
-    return web.error_page(403, t("error.csrf.title"), str(exc))
+    return web.error_page(403, t("error.csrf.title"), t(f"error.csrf.{exc.code}"))
+
+
+def refusal_text(language: str, exc: Exception, *keys: str, **values: object) -> str:
+    """Why the rules refused, in the page's language: the text of the first of `keys` the catalogues
+    hold (formatted with `values`), else the general text for the refusal's code (`refused.<code>`).
+    With neither, an English page shows the service's own sentence and any other page a general one in
+    its language: the services' English sentences never reach a German page."""
+    t = translator(language)
+    for key in (*keys, f"refused.{getattr(exc, 'code', '')}"):
+        if has_text(key, values.get("count")):
+            try:
+                text = t(key, **values)
+            except (KeyError, IndexError):  # the text needs a value this refusal does not carry
+                continue
+            if values or not _PLACEHOLDER.search(text):
+                return text
+    return str(exc) if language == "en" else t("refused.other")

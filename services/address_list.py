@@ -80,7 +80,8 @@ class AddressList:
     def explanation(self) -> str:
         """What is wrong with the invalid entries, in one sentence per kind of problem."""
         found = set(self.problems.values())
-        parts = [f"{len(self.invalid)} address(es) cannot be used; nothing was assigned."]
+        count = len(self.invalid)
+        parts = [f"{count} {'address' if count == 1 else 'addresses'} cannot be used; nothing was assigned."]
         if NON_ASCII in found:
             parts.append("Internationalised addresses (with characters such as ü or é) are not supported: use the "
                          "person's Microsoft 365 sign-in name, which is ASCII.")

@@ -15,12 +15,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from services.settings import Settings, get_settings
-from services.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from adapters.entra import EntraApplication
     from adapters.stripe_gateway import StripeGateway
     from adapters.table_storage import RetryProfile, TableStore
+    from services.unit_of_work import UnitOfWork
 
 _lock = threading.Lock()
 _created = threading.Event()
@@ -99,6 +99,8 @@ def serving_request() -> Iterator[None]:
 
 
 def unit_of_work() -> UnitOfWork:
+    from services.unit_of_work import UnitOfWork  # with the mail it queues: not on the license check's path
+
     return UnitOfWork(storage())
 
 

@@ -84,6 +84,12 @@ _EXPLANATIONS = {
 }
 
 
+def error_code(error: str, description: str) -> str:
+    """Entra's error as a code to quote (the AADSTS code in the description, else the OAuth error)."""
+    code = re.search(r"AADSTS\d+", description or "")
+    return code.group(0) if code else re.sub(r"[^\w.-]", "", error or "")[:60]
+
+
 def explain(error: str, description: str) -> str:
     """A translation key for Entra's error (AADSTS code in the description, or the OAuth error)."""
     code = re.search(r"AADSTS\d+", description or "")

@@ -7,7 +7,12 @@ from urllib.parse import urlsplit
 
 
 class CsrfRejected(PermissionError):
-    pass
+    """`code`: "foreign" (sent from another site or an opaque origin) or "expired" (no or a wrong token);
+    pages explain it in their language (translations `error.csrf.<code>`), the message is for logs."""
+
+    def __init__(self, message: str, code: str = "foreign") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def check(*, expected_token: str | None, sent_token: str | None, origin: str | None, fetch_site: str | None,
@@ -29,7 +34,8 @@ def check(*, expected_token: str | None, sent_token: str | None, origin: str | N
     if origin == "null" and fetch_site != "same-origin":
         raise CsrfRejected("request from an opaque origin refused")
     if not expected_token or not sent_token or not _same(expected_token, sent_token):
-        raise CsrfRejected("the form has expired or did not come from this site; reload the page and try again")
+        raise CsrfRejected("the form has expired or did not come from this site; reload the page and try again",
+                           code="expired")
 
 
 def _same(expected: str, sent: str) -> bool:

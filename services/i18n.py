@@ -46,6 +46,15 @@ def plural_key(key: str, count: int) -> str:
     return f"{key}.{'one' if count == 1 else 'other'}"
 
 
+def has_text(key: str, count: object = None) -> bool:
+    """Whether the catalogues hold a text for `key`, or with an int `count` its plural forms (both
+    languages have the same keys, tests/unit/test_i18n.py)."""
+    texts = catalog("en")
+    if key in texts:
+        return True
+    return isinstance(count, int) and not isinstance(count, bool) and plural_key(key, count) in texts
+
+
 def translator(language: str) -> Callable[..., str]:
     texts = catalog(language)
 

@@ -108,7 +108,8 @@ class QuantityConfirmationRequired(Refused):
     code, status = "quantity_confirmation_required", 409
 
     def __init__(self, quantity: int, needed: int, free: int, preview: QuantityPreview | None):
-        super().__init__(f"{needed} licenses are needed but {free} are free: raise the number of licenses to "
+        licenses = "license is" if needed == 1 else "licenses are"
+        super().__init__(f"{needed} {licenses} needed but only {free} free: raise the number of licenses to "
                          f"{quantity} (send \"quantity\": {quantity} with the preview's \"proration_date\")")
         self.quantity, self.needed, self.free, self.preview = quantity, needed, free, preview
 

@@ -76,9 +76,10 @@ def parse_payment(raw: str | None, kind: str, quantity: int, settings: Settings)
     if raw != "invoice":
         raise InvalidPurchase("choose how to pay", field="payment", key="purchase.error.payment")
     if not invoice_allowed(kind, quantity, settings):
-        raise InvalidPurchase(f"paying by invoice needs an organisation purchase of at least "
-                              f"{settings.invoice_min_quantity} licenses", field="payment",
-                              key="purchase.error.invoice_minimum", min=settings.invoice_min_quantity)
+        minimum = settings.invoice_min_quantity
+        raise InvalidPurchase(f"paying by invoice needs an organisation purchase of at least {minimum} "
+                              f"license{'' if minimum == 1 else 's'}", field="payment",
+                              key="purchase.error.invoice_minimum", count=settings.invoice_min_quantity)
     return "invoice"
 
 

@@ -62,7 +62,8 @@ class BelowAssigned(Refused):
 
     def __init__(self, quantity: int, assigned: int):
         self.revoke = assigned - quantity
-        super().__init__(f"{assigned} licenses are assigned: revoke {self.revoke} license(s) first, then lower the "
+        licenses = "license" if self.revoke == 1 else "licenses"
+        super().__init__(f"{assigned} licenses are assigned: revoke {self.revoke} {licenses} first, then lower the "
                          f"number to {quantity}")
         self.assigned = assigned
 
@@ -71,7 +72,7 @@ class QuantityUnchanged(Refused):
     code, status = "quantity_unchanged", 409
 
     def __init__(self, quantity: int):
-        super().__init__(f"the subscription already has {quantity} licenses")
+        super().__init__(f"the subscription already has {quantity} license{'' if quantity == 1 else 's'}")
         self.quantity = quantity
 
 

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from adapters.stripe_gateway import as_dict
 from services.subscription_schedule import current_interval, scheduled_switch
 
 log = logging.getLogger(__name__)
@@ -159,6 +158,8 @@ class StripeSubscriptionState:
     @classmethod
     def from_stripe(cls, obj: Any) -> StripeSubscriptionState:
         """Read a subscription in the current shape (period on items) or pre-2025 (on the subscription)."""
+        from adapters.stripe_gateway import as_dict  # the Stripe adapter: off the license check's import path
+
         data = as_dict(obj)
         items = ((data.get("items") or {}).get("data")) or []
         quantity = sum(int(item.get("quantity") or 0) for item in items) if items else int(data.get("quantity") or 0)

@@ -11,8 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from adapters.subscription_repository import SubscriptionRepository
 from adapters.table_storage import TableStore
-from services import subscription_store
 from services.subscription import Subscription
 
 MAX_TTL_SECONDS = 60.0
@@ -37,7 +37,7 @@ class SubscriptionCache:
         if entry is not None and entry[0] > now:
             return entry[1]
         # Storage errors propagate: the caller answers 503, it does not cache a failure.
-        subscription = subscription_store.load(storage, subscription_id)
+        subscription = SubscriptionRepository(storage).load(subscription_id)
         with self._lock:
             if len(self._entries) >= self._max_entries:
                 self._evict(now)

@@ -156,7 +156,7 @@ def test_owner_finds_invoices_opens_the_portal_cancels_and_undoes(page, stack):
     page.get_by_label("E-mail addresses").fill("\n".join(f"p{i}.{uuid.uuid4().hex[:5]}@contoso.example"
                                                          for i in range(5)))
     page.get_by_role("button", name="Assign licenses").click()
-    page.get_by_role("link", name="Add 2 license(s)").click()
+    page.get_by_role("link", name="Add 2 licenses").click()
     expect(page.locator("#quantity-preview h2")).to_have_text("From 3 to 5 licenses")
     page.get_by_role("button", name="Confirm: change to 5 licenses").click()
     page.wait_for_url(f"{stack.url}{subscription_path}")
@@ -165,7 +165,7 @@ def test_owner_finds_invoices_opens_the_portal_cancels_and_undoes(page, stack):
     # The purchase page offers adding licenses instead of a second subscription.
     page.goto(f"{stack.url}/api/purchase")
     offer = page.locator(f'#existing-subscriptions li[data-subscription="{sub.id}"]')
-    expect(offer.get_by_role("link", name="Add 10 license(s) to this subscription")).to_be_visible()
+    expect(offer.get_by_role("link", name="Add 10 licenses to this subscription")).to_be_visible()
     expect(page.get_by_role("button", name="Continue to secure payment")).to_have_count(0)
     page.get_by_role("link", name="Buy a separate subscription anyway").click()
     expect(page.get_by_role("button", name="Continue to secure payment")).to_be_visible()

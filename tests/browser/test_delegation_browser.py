@@ -128,7 +128,7 @@ def test_owner_invites_it_colleague_who_accepts_and_assigns_a_license(page, brow
         it.get_by_label("E-mail addresses").fill(newcomer)
         it.get_by_role("button", name="Assign licenses").click()
         it.wait_for_url(f"{stack.url}{subscription_path}/licenses")
-        expect(it.get_by_role("status").filter(has_text="1 license(s) assigned")).to_have_count(1)
+        expect(it.get_by_role("status").filter(has_text="1 license assigned;")).to_have_count(1)
         expect(it.locator(f'#seats tr[data-email="{newcomer}"]')).to_have_count(1)
         it.goto(f"{stack.url}{subscription_path}/audit")
         latest = it.locator("#audit tbody tr").first

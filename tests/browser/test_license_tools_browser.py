@@ -55,7 +55,7 @@ def test_a_pasted_list_and_a_csv_file_are_assigned_together(page, stack):
     page.wait_for_url(f"{stack.url}{licenses}")
 
     expect(page.get_by_role("status").first).to_contain_text(
-        "4 license(s) assigned from the pasted addresses (2) and the file new-staff.csv (3) together")
+        "4 licenses assigned from the pasted addresses (2) and the file new-staff.csv (3) together")
     expect(page.locator("#seats tbody th")).to_have_text(sorted(set(pasted + uploaded)))
     assert "4 of 10 licenses assigned" in page.locator("#seat-count").inner_text()
 

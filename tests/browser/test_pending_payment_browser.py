@@ -49,7 +49,7 @@ def test_a_sepa_purchase_is_payment_pending_until_the_bank_confirms(page, stack,
     page.goto(f"{stack.url}/api/dashboard")
     pending = page.locator("#pending-purchases .card")
     expect(pending).to_have_count(1)
-    expect(pending).to_contain_text("7 license(s)")
+    expect(pending).to_contain_text("7 licenses")
     expect(pending.locator(".badge")).to_have_text("Payment pending")
     expect(pending).to_contain_text("the subscription appears here")
     expect(page.get_by_text("You do not own or administer a subscription yet")).to_have_count(0)

@@ -29,7 +29,7 @@ def test_sign_in_see_my_subscriptions_switch_to_german_and_sign_out(page, stack)
     assert page.locator("html").get_attribute("lang") == "de"
 
     page.get_by_role("button", name="Abmelden").click()
-    expect(page.get_by_role("heading", name="Sie sind abgemeldet")).to_be_visible()
+    expect(page.get_by_role("heading", name="Du bist abgemeldet")).to_be_visible()
     page.goto(f"{stack.url}/api/dashboard")
     expect(page.get_by_role("link", name="Mit Microsoft 365 anmelden").first).to_be_visible()
 def test_session_id_is_rotated_at_sign_in(page, stack):

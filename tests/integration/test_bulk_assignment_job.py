@@ -68,8 +68,11 @@ def test_a_job_killed_halfway_completes_after_a_restart_with_nothing_duplicated_
     bulk.start()
     status, again, again_headers = call(bulk.url, "POST", path, token, csv, content_type="text/csv", headers=headers)
     assert status == 202 and again_headers["Location"] == location and again["job_id"] == "bulk-kill-1"
-    done = wait_for(lambda: (job := _job(bulk, token, location))["status"] != "running" and job, timeout=180,
-                    interval=0.5, message="the job to finish")
+    def finished() -> dict | None:
+        job = _job(bulk, token, location)
+        return job if job["status"] != "running" else None
+
+    done = wait_for(finished, timeout=180, interval=0.5, message="the job to finish")
     assert (done["status"], done["percent"], done["assigned"], done["mails_queued"], done["failed"]) == (
         "completed", 100, N, N, 0)
 
@@ -83,3 +86,40 @@ def test_a_job_killed_halfway_completes_after_a_restart_with_nothing_duplicated_
     wait_for(lambda: len(bulk.outbox_recipients()) >= N, timeout=240, interval=1, message="the welcome mails")
     recipients = bulk.outbox_recipients()
     assert sorted(recipients) == addresses
+    bulk.stop()
+
+
+def test_the_api_accepts_a_big_list_with_202_follows_the_job_and_refuses_its_id_for_another_list(bulk):
+    bulk.stop()
+    bulk.start(BULK_ASSIGN_THRESHOLD="150")
+    owner = idp_person(bulk, OWNER)
+    token = token_for(bulk, OWNER)
+    sub = bulk.subscription(owner, quantity=500)
+    path = f"/api/v1/subscriptions/{sub.id}/licenses"
+
+    # Up to the threshold: written before the answer (200), the rest of the job follows.
+    mid = [f"mid{i:03d}@contoso.example" for i in range(120)]
+    status, body, _ = call(bulk.url, "POST", path, token, {"emails": mid, "request_id": "mid-1"})
+    assert status == 200 and sorted(body["assigned"]) == mid and body["assigned_count"] == 120
+    assert body["job_url"] == f"/api/v1/subscriptions/{sub.id}/jobs/mid-1"
+
+    big = [f"big{i:03d}@contoso.example" for i in range(200)]
+    status, job, headers = call(bulk.url, "POST", path, token, {"emails": big, "request_id": "big-1"})
+    assert status == 202 and headers["Location"] == f"/api/v1/subscriptions/{sub.id}/jobs/big-1"
+    assert (job["job_id"], job["to_assign"], job["listed"]) == ("big-1", 200, 200)
+    status, refused, _ = call(bulk.url, "POST", path, token, {"emails": big[:150] + mid[:50], "request_id": "big-1"})
+    assert status == 409 and refused["error"] == "request_id_reused"
+
+    for location in (body["job_url"], headers["Location"]):
+        def finished(location: str = location) -> dict | None:
+            job = _job(bulk, token, location)
+            return job if job["status"] == "completed" else None
+
+        done = wait_for(finished, timeout=60, interval=0.3, message="the job to finish")
+        assert done["percent"] == 100 and done["assigned"] == done["to_assign"] == done["mails_queued"]
+    status, missing, _ = call(bulk.url, "GET", f"/api/v1/subscriptions/{sub.id}/jobs/no-such-job", token)
+    assert status == 404 and missing["error"] == "job_not_found"
+    status, invalid, _ = call(bulk.url, "GET", f"/api/v1/subscriptions/{sub.id}/jobs/a%20b", token)
+    assert status == 400 and invalid["error"] == "invalid_request_id" and invalid["field"] == "job_id"
+    assert subscription_store.load(bulk.storage(), sub.id).assigned_count == 320
+    bulk.stop()

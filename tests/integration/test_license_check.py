@@ -94,7 +94,7 @@ def test_licensed_user_is_valid_and_the_seat_binds_on_first_use(stack):
 
     # Steady state, in German.
     again = check(stack.url, token_for(stack, user), **{"Accept-Language": "de-DE,de;q=0.9"}).json()
-    assert again["code"] == "VALID" and again["detail"].startswith("Ihre SecureMailMerge-Lizenz ist gültig")
+    assert again["code"] == "VALID" and again["detail"].startswith("Deine SecureMailMerge-Lizenz ist gültig")
 
 
 def test_a_seat_matches_the_email_claim_when_the_sign_in_name_differs(stack):

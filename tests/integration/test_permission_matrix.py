@@ -128,6 +128,7 @@ PRODUCT_RULES: tuple[tuple[str, frozenset[str] | None, str], ...] = (
     (r"/(merge|merges|merge-candidates)(/.*)?", None, OWNER_ONLY),  # merging individual subscriptions
     (r"/licenses([./].*)?", frozenset({"GET"}), LICENSES_READ),  # the list and its exports
     (r"/licenses([./].*)?", None, ASSIGN),  # assign, revoke, reassign
+    (r"/jobs/[^/]+(/progress)?", frozenset({"GET"}), LICENSES_READ),  # a bulk assignment's progress
     (r"/audit([./].*)?", frozenset({"GET"}), VIEW),
     (r"/quantity(/.*)?", None, QUANTITY),
     (r"/(billing|billing-portal|billing-settings|billing-interval|invoices|payment-method|payment)(/.*)?", None,
@@ -394,6 +395,7 @@ def test_the_matrix_sees_the_subscription_routes():
     assert {"api_preview_billing_interval", "api_schedule_billing_interval", "api_unschedule_billing_interval",
             "billing_interval_form", "undo_billing_interval_form"} <= names  # billing.manage too
     assert {"merge_page", "merge_form", "api_merge_candidates", "api_start_merge", "api_merge_progress"} <= names
+    assert {"api_assignment_job", "assignment_job_page", "assignment_job_progress"} <= names
     assert {r.gate for r in routes} == {"api", "page"}
     undeclared = [str(r) for r in routes if r.permission not in KNOWN_PERMISSIONS]
     assert undeclared == [], "routes whose permission the matrix does not know; extend HOLDS"

@@ -210,7 +210,7 @@ def test_bounds_and_a_decrease_below_the_assigned_are_refused_before_stripe(stac
     before = _partition(stack, sid)
     status, body, _ = _put_quantity(stack, team.quantity, sid, {"quantity": 4}, "too-low")
     assert status == 409 and body["error"] == "below_assigned" and (body["assigned"], body["revoke"]) == (6, 2)
-    assert "revoke 2 license(s) first" in body["message"]
+    assert "revoke 2 licenses first" in body["message"]
     status, body, _ = call(stack.url, "POST", f"{_base(sid)}/quantity/preview", team.quantity.token, {"quantity": 4})
     assert status == 409 and body["revoke"] == 2
     for bad in (0, 10001, "12", True, None):
@@ -377,7 +377,7 @@ def test_no_licenses_free_offers_adding_the_missing_ones_or_says_who_can(stack):
     cookie, csrf = signed_in(stack, team.owner.person)
     status, _, html = page(stack, "POST", path, cookie, {"csrf_token": csrf, "emails": addresses})
     assert status == 409
-    assert f'href="/api/subscriptions/{sid}/quantity?add=3"' in html and "Add 3 license(s)" in html
+    assert f'href="/api/subscriptions/{sid}/quantity?add=3"' in html and "Add 3 licenses" in html
     cookie, csrf = signed_in(stack, team.assign.person)
     status, _, html = page(stack, "POST", path, cookie, {"csrf_token": csrf, "emails": addresses})
     assert status == 409 and "/quantity" not in html

@@ -84,7 +84,7 @@ def test_the_assign_form_refuses_a_bad_request_id(stack, owner, token):
         status, _, text = page(stack.url, "POST", path, cookie,
                                {"csrf_token": csrf, "emails": "ann@contoso.example", "request_id": bad})
         assert status == 400, bad[:20]
-        assert "Reload the page and try again" in text or "Laden Sie die Seite neu" in text
+        assert "Reload the page and try again" in text or "Lade die Seite neu" in text
     _nothing_written(stack, token, sub.id)
     status, headers, _ = page(stack.url, "POST", path, cookie,
                               {"csrf_token": csrf, "emails": "ann@contoso.example", "request_id": "form-1"})

@@ -117,6 +117,8 @@ def test_the_list_explains_internationalised_addresses():
     parsed = parse_addresses("müller@contoso.example, ok@contoso.example")
     assert parsed.invalid == ["müller@contoso.example"]
     assert "ASCII" in parsed.explanation()
+    assert parsed.explanation().startswith("1 address cannot be used")  # a real plural (issue 15, defect 5)
+    assert parse_addresses("a b@x.example, c d@x.example").explanation().startswith("2 addresses cannot be used")
 
 
 # --- the seat services: decided before anything is written ---------------------------------------------

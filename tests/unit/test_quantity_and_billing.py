@@ -239,7 +239,10 @@ def test_a_decrease_below_the_assigned_licenses_names_how_many_to_revoke(store, 
     with pytest.raises(BelowAssigned) as refused:
         quantity_change.check_quantity(sub, 4, settings, current=8)
     assert (refused.value.assigned, refused.value.revoke) == (6, 2)
-    assert "revoke 2 license(s) first" in str(refused.value)
+    assert "revoke 2 licenses first" in str(refused.value)
+    with pytest.raises(BelowAssigned) as refused:
+        quantity_change.check_quantity(sub, 5, settings, current=8)
+    assert "revoke 1 license first" in str(refused.value)  # a real plural (issue 15, defect 5)
     quantity_change.check_quantity(sub, 6, settings, current=8)  # down to exactly the assigned ones is fine
 
 
