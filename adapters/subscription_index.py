@@ -8,8 +8,10 @@ Table SubscriptionIndex, one partition per list:
     `changed`       row = `<YYYY-MM-DD>|<subscription>`   partitions changed that day (UTC): the daily
                                                           lookup reconciliation visits only these
     `reservation`   row = `<subscription>|<request id>`   reservations not closed: the cleanup timer
+    `merge`         row = `<subscription>|<merge id>`     merges still running: the resume timer
     `state`         row = `subscriptions-listed`          the `subscription` list is complete
                     row = `reservations-listed`           the `reservation` list is complete
+                    row = `merges-listed`                 the `merge` list is complete
                     row = `lookups-reconciled`            `Day`: the first day not reconciled yet
 
 `SubscriptionRepository.commit` writes the rows, so every partition change keeps them (not each service):
@@ -37,6 +39,11 @@ STATE = "state"
 LISTED = "subscriptions-listed"
 LOOKUPS_RECONCILED = "lookups-reconciled"
 RESERVATIONS_LISTED = "reservations-listed"
+MERGES = "merge"
+MERGES_LISTED = "merges-listed"
+# A listed reservation or merge that is not there is taken off the list only when it was listed this
+# long ago: its commit may still be on the way.
+UNLIST_AFTER = timedelta(minutes=10)
 
 # Per storage, the (day, subscription) pairs this process has listed as changed already.
 _changed_memo: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
@@ -124,6 +131,32 @@ class SubscriptionIndex:
         for subscription_id, request_id, at in reservations:
             self.reservation_opened(subscription_id, request_id, at)
         self.store.upsert(SUBSCRIPTION_INDEX, {"PartitionKey": STATE, "RowKey": RESERVATIONS_LISTED})
+
+    def merge_opened(self, subscription_id: str, merge_id: str, at: datetime) -> None:
+        self.store.upsert(SUBSCRIPTION_INDEX, {
+            "PartitionKey": MERGES, "RowKey": _reservation_key(subscription_id, merge_id),
+            "SubscriptionId": subscription_id, "MergeId": merge_id, "ListedAt": at})
+
+    def merge_closed(self, subscription_id: str, merge_id: str) -> None:
+        self.store.delete(SUBSCRIPTION_INDEX, MERGES, _reservation_key(subscription_id, merge_id))
+
+    def open_merges(self) -> list[tuple[str, str, datetime]]:
+        """(subscription id, merge id, listed at) of the merges listed as running."""
+        out = []
+        for row in self.store.query(SUBSCRIPTION_INDEX, partition_key=MERGES):
+            at = row.get("ListedAt")
+            out.append((row["SubscriptionId"], row["MergeId"], at if isinstance(at, datetime) else utc_now()))
+        return out
+
+    def merges_complete(self) -> bool:
+        return self.store.get(SUBSCRIPTION_INDEX, STATE, MERGES_LISTED) is not None
+
+    def backfill_merges(self, merges: Iterable[tuple[str, str]]) -> None:
+        """List these (subscription id, merge id), running now, and mark the list complete."""
+        at = utc_now()
+        for subscription_id, merge_id in merges:
+            self.merge_opened(subscription_id, merge_id, at)
+        self.store.upsert(SUBSCRIPTION_INDEX, {"PartitionKey": STATE, "RowKey": MERGES_LISTED})
 
     def open_reservations(self) -> list[OpenReservation]:
         out = []

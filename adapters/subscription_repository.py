@@ -19,7 +19,7 @@ from adapters.table_storage import MAX_TRANSACTION_OPERATIONS, SUBSCRIPTIONS, Co
 from services.assignment_job_record import AssignJob, JobChunk
 from services.audit import Actor, AuditEntry
 from services.delegate import Delegate, FormerOwner, Invitation, InvitationKind
-from services.merge_record import Merge, MergePerson
+from services.merge_record import RUNNING, Merge, MergePerson
 from services.seat import Reservation, Seat
 from services.subscription import Subscription
 
@@ -89,9 +89,9 @@ class SubscriptionRepository:
         license check can bind a seat without reading it first (services/license_check.py).
 
         Keeps the timers' index (adapters/subscription_index.py): before the transaction, the subscription
-        is listed (when created), listed as changed today, and its new reservations are listed; a deleted
-        seat leaves a `seatgone|` row in the same transaction, until the reconciliation has made sure its
-        lookup rows are gone; after it, closed reservations are taken off the list."""
+        is listed (when created), listed as changed today, and its new reservations and merges are listed;
+        a deleted seat leaves a `seatgone|` row in the same transaction, until the reconciliation has made
+        sure its lookup rows are gone; after it, closed reservations and finished merges are taken off."""
         subscription = writes.subscription
         pk = subscription.id
         now = subscription_index.utc_now()
@@ -115,10 +115,17 @@ class SubscriptionRepository:
         for created in writes.create:
             if isinstance(created, Reservation):
                 index.reservation_opened(pk, created.request_id, now)
+        merges = [row for row in [*writes.create, *writes.put] if isinstance(row, Merge)]
+        for merge in merges:
+            if merge.status == RUNNING and not merge.etag:  # a new merge
+                index.merge_opened(pk, merge.id, now)
         etags = self.store.transact(SUBSCRIPTIONS, operations)
         for deleted in writes.delete:
             if isinstance(deleted, Reservation):
                 index.reservation_closed(pk, deleted.request_id)
+        for merge in merges:
+            if merge.status != RUNNING:
+                index.merge_closed(pk, merge.id)
         return _seat_etags(operations, etags)
 
     # --- seats -----------------------------------------------------------------------------------
@@ -302,7 +309,21 @@ class SubscriptionRepository:
         return merge_from_row(row) if row is not None else None
 
     def open_merges(self) -> Iterator[tuple[str, Merge]]:
-        """(organisation subscription id, merge) for every merge not completed (the timer: one query)."""
+        """(organisation subscription id, merge) for every merge not completed: the merges the index lists
+        as running (adapters/subscription_index.py), each read by its key. The first call after the index
+        was introduced lists the running merges once, from a scan of this table."""
+        index = SubscriptionIndex(self.store)
+        if not index.merges_complete():
+            index.backfill_merges((pk, merge.id) for pk, merge in self._scanned_open_merges())
+        now = subscription_index.utc_now()
+        for subscription_id, merge_id, listed_at in index.open_merges():
+            merge = self.merge(subscription_id, merge_id)
+            if merge is not None and merge.status == RUNNING:
+                yield subscription_id, merge
+            elif now - listed_at >= subscription_index.UNLIST_AFTER:
+                index.merge_closed(subscription_id, merge_id)  # completed, or never committed
+
+    def _scanned_open_merges(self) -> Iterator[tuple[str, Merge]]:
         rows = self.store.query(SUBSCRIPTIONS, row_from=keys.MERGE_PREFIX,
                                 row_below=keys.after_prefix(keys.MERGE_PREFIX), where="Status eq @running",
                                 parameters={"running": "running"})

@@ -35,6 +35,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from azure.data.tables import TableServiceClient  # noqa: E402
+
 from adapters import keys  # noqa: E402
 from adapters.lookup_repository import LookupRepository  # noqa: E402
 from adapters.subscription_index import (  # noqa: E402
@@ -157,18 +159,35 @@ class World:
     # --- measures ---------------------------------------------------------------------------------
 
     def license_checks(self, count: int) -> dict[str, float]:
+        """Steady-state checks of random users, next to the raw reads Azurite answers for the same rows."""
         checker = LicenseChecker(SubscriptionCache(), grace_days=14)
         rng = random.Random(7)
         sample = [rng.randrange(self.users) for _ in range(count)]
         for user in {s // self.per_subscription * self.per_subscription for s in sample}:
             checker.check(self.hot, self.principal(user))  # warm the subscription cache
-        latencies = []
-        for user in sample:
+        checks, queries, reads = [], [], []
+        table = TableServiceClient.from_connection_string(self.azurite.connection_string).get_table_client(
+            USER_LICENSES)
+        for user in sample:  # in turns: each sees the same machine
             started = time.perf_counter()
             decision = checker.check(self.hot, self.principal(user))
-            latencies.append((time.perf_counter() - started) * 1000)
+            checks.append((time.perf_counter() - started) * 1000)
             assert decision.valid, decision
-        return {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99)}
+            partition = keys.licenses_of_oid(oid_of(user))
+            started = time.perf_counter()
+            list(table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}))
+            queries.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            table.get_entity(partition, subscription_id(user // self.per_subscription))
+            reads.append((time.perf_counter() - started) * 1000)
+        # Storage calls per check, counted through the proxy.
+        counted = LicenseChecker(SubscriptionCache(), grace_days=14)
+        for user in sample[:50]:
+            counted.check(self.storage, self.principal(user))
+        _, (calls, _) = self.counted(lambda: [counted.check(self.storage, self.principal(user))
+                                               for user in sample[:50]])
+        return {"p50": percentile(checks, 0.5), "p99": percentile(checks, 0.99), "query_p50": percentile(queries, 0.5),
+                "read_p50": percentile(reads, 0.5), "calls": calls / 50}
 
     @staticmethod
     def principal(user: int) -> Principal:
@@ -192,10 +211,12 @@ class World:
                                                          seat_sequence=current.seat_sequence + 3),
                                                  create=[reservation]))
 
-    def counted(self, work: Any) -> tuple[Any, int]:
+    def counted(self, work: Any) -> tuple[Any, tuple[int, float]]:
+        """What `work` returns, and (storage calls, milliseconds) it took."""
         before = self.calls()
+        started = time.perf_counter()
         result = work()
-        return result, self.calls() - before
+        return result, (self.calls() - before, (time.perf_counter() - started) * 1000)
 
 
 def again(write: Any, attempts: int = 5) -> None:
@@ -229,22 +250,21 @@ def measure(world: World, checks: int) -> dict[str, Any]:
     result["check"] = world.license_checks(checks)
     world.one_day()
     uow = UnitOfWork(world.storage)
-    completed, result["reservation_calls"] = world.counted(
+    completed, result["reservation"] = world.counted(
         lambda: seat_reconciliation.complete_stale_reservations(uow, world.settings,
                                                                 now=datetime.now(UTC) + timedelta(minutes=11)))
     result["reservations_completed"] = completed
     tomorrow = datetime.now(UTC) + timedelta(days=1)
-    run, result["lookup_calls"] = world.counted(
+    run, result["lookups"] = world.counted(
         lambda: seat_reconciliation.reconcile_changed(uow, world.settings, now=tomorrow))
     result["lookup_subscriptions"] = len(run.subscriptions)
-    ids, result["list_index_calls"] = world.counted(lambda: list(SubscriptionIndex(world.storage).subscription_ids()))
-    scanned, result["list_scan_calls"] = world.counted(lambda: list(uow.subscriptions._scanned_ids()))
+    ids, result["list_index"] = world.counted(lambda: list(SubscriptionIndex(world.storage).subscription_ids()))
+    scanned, result["list_scan"] = world.counted(lambda: list(uow.subscriptions._scanned_ids()))
     assert len(ids) == len(scanned) == world.subscriptions
     sid = subscription_id(CHANGED_SUBSCRIPTIONS + 2)
-    _, result["old_repair_calls"] = world.counted(lambda: LookupRepository(world.storage).licenses_in(sid))
+    _, result["old_repair"] = world.counted(lambda: LookupRepository(world.storage).licenses_in(sid))
     since = datetime.now(UTC) - timedelta(days=1)
-    _, result["new_repair_calls"] = world.counted(
-        lambda: seat_reconciliation.repair_lookups_of(uow, sid, since))
+    _, result["new_repair"] = world.counted(lambda: seat_reconciliation.repair_lookups_of(uow, sid, since))
     return result
 
 
@@ -273,22 +293,33 @@ def main() -> int:
     def row(label: str, values: list[str]) -> None:
         print(f"{label:48} | " + " | ".join(v.rjust(28) for v in values))
 
+    def work(key: str) -> list[str]:
+        return [f"{r[key][0]} calls, {r[key][1]:.0f} ms" for r in results]
+
     row("seeding (s)", [f"{r['seeded_s']:.1f}" for r in results])
     row(f"license check p50 / p99 (ms), {args.checks} checks",
         [f"{r['check']['p50']:.2f} / {r['check']['p99']:.2f}" for r in results])
+    row("  storage calls per check", [f"{r['check']['calls']:.2f}" for r in results])
+    row("  raw Azurite query of one partition, p50 (ms)", [f"{r['check']['query_p50']:.2f}" for r in results])
+    row("  raw Azurite point read, p50 (ms)", [f"{r['check']['read_p50']:.2f}" for r in results])
+    row("  check p50 / raw partition query p50",
+        [f"{r['check']['p50'] / r['check']['query_p50']:.2f}" for r in results])
     row("daily lookup reconciliation: subscriptions", [str(r["lookup_subscriptions"]) for r in results])
-    row("daily lookup reconciliation: storage calls", [str(r["lookup_calls"]) for r in results])
-    row("reservation cleanup: completed / storage calls",
-        [f"{r['reservations_completed']} / {r['reservation_calls']}" for r in results])
-    row("list every subscription (Stripe comparison): index", [str(r["list_index_calls"]) for r in results])
-    row("  ... the old scan of the Subscriptions table", [str(r["list_scan_calls"]) for r in results])
-    row("one subscription's lookup repair: new", [str(r["new_repair_calls"]) for r in results])
-    row("  ... the old scan of the UserLicenses table", [str(r["old_repair_calls"]) for r in results])
+    row("  storage calls, time", work("lookups"))
+    row("reservation cleanup: completed", [str(r["reservations_completed"]) for r in results])
+    row("  storage calls, time", work("reservation"))
+    row("list every subscription (Stripe comparison)", work("list_index"))
+    row("  ... the old scan of the Subscriptions table", work("list_scan"))
+    row("one subscription's lookup repair", work("new_repair"))
+    row("  ... the old scan of the UserLicenses table", work("old_repair"))
     small, large = results
     print()
-    print(f"license check p50, large / small: {large['check']['p50'] / small['check']['p50']:.2f}x; "
-          f"daily reconciliation calls, large / small: {large['lookup_calls']} / {small['lookup_calls']}; "
-          f"reservation cleanup calls: {large['reservation_calls']} / {small['reservation_calls']}")
+    print(f"large / small: license check p50 {large['check']['p50'] / small['check']['p50']:.2f}x, a raw Azurite "
+          f"partition query {large['check']['query_p50'] / small['check']['query_p50']:.2f}x (Azurite scans the "
+          f"whole table for a query; Azure reads one partition), storage calls per check "
+          f"{large['check']['calls']:.2f} / {small['check']['calls']:.2f}")
+    print(f"daily lookup reconciliation: {large['lookups'][0]} / {small['lookups'][0]} storage calls; reservation "
+          f"cleanup: {large['reservation'][0]} / {small['reservation'][0]}")
     return 0
 
 

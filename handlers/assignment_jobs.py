@@ -46,11 +46,15 @@ def job_json(progress: Progress, subscription_id: str) -> dict[str, object]:
 _SHOWN = ("listed", "to_assign", "assigned", "mails_queued", "failed", "already_assigned")
 
 
+def shown_count(number: object, language: str) -> str:
+    """A count as the page shows it: "10,000" in English, "10.000" in German."""
+    return f"{number:,}".replace(",", "." if language == "de" else ",")
+
+
 def job_view(progress: Progress, subscription_id: str, language: str) -> dict[str, object]:
-    """`job_json` with its counts as the page shows them ("10,000" / "10.000") under `shown`."""
+    """`job_json` with its counts as the page shows them under `shown`."""
     view = job_json(progress, subscription_id)
-    separator = "." if language == "de" else ","
-    view["shown"] = {name: f"{view[name]:,}".replace(",", separator) for name in _SHOWN}
+    view["shown"] = {name: shown_count(view[name], language) for name in _SHOWN}
     return view
 
 

@@ -31,7 +31,7 @@ from services.address_list import (
 from services.assignment_limits import DomainsNeedConfirmation, check_domains
 from services.i18n import translator
 from services.seat import STATUSES
-from services.seat_change import NoSeatsFree, RequestIdReused
+from services.seat_change import NoSeatsFree
 from services.subscription import Subscription
 from services.unit_of_work import Refused
 
@@ -136,15 +136,12 @@ def assign_form(web: WebRequest, caller: access.Caller, subscription: Subscripti
         # Where the need arises: add the missing licenses (or who can), instead of buying a second subscription.
         return _render_licenses(web, caller, subscription, 409, form_error=t("licenses.error.no_seats_free",
                                 count=exc.needed, free=exc.free), pasted=pasted, missing=exc.needed - exc.free)
-    except RequestIdReused:
-        return _render_licenses(web, caller, subscription, 409, form_error=t("licenses.error.request_id_reused"),
-                                pasted=pasted)
     except Refused as exc:
         return _render_licenses(web, caller, subscription, exc.status, pasted=pasted,
                                 form_error=refusal_text(web.language, exc, f"licenses.error.{exc.code}"))
     if outcome.job is not None and outcome.background:
         # A big list runs as a job (services/assignment_job.py): its page shows how far it got.
-        web.flash("success", t("jobs.flash.started", count=outcome.job.new))
+        web.flash("success", t("jobs.flash.started", total=assignment_jobs.shown_count(outcome.job.new, web.language)))
         if outcome.duplicates:
             web.flash("info", t("licenses.flash.duplicates", emails=", ".join(outcome.duplicates[:50])))
         return web.redirect(assignment_jobs.job_page_url(subscription.id, outcome.job.id))

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from adapters.subscription_index import SubscriptionIndex, start_of
+from adapters.subscription_index import UNLIST_AFTER, SubscriptionIndex, start_of
 from services.audit import Actor
 from services.over_quantity import apply_quantity
 from services.seat import LicenseLookup
@@ -96,7 +96,8 @@ def complete_stale_reservations(uow: UnitOfWork, settings: Settings, *, stale_af
             continue
         reservation = uow.subscriptions.reservation(entry.subscription_id, entry.request_id)
         if reservation is None:
-            index.reservation_closed(entry.subscription_id, entry.request_id)  # closed, or never committed
+            if now - entry.listed_at >= UNLIST_AFTER:  # closed, or never committed (not on its way)
+                index.reservation_closed(entry.subscription_id, entry.request_id)
             continue
         if now - reservation.created_at < stale_after:
             continue

@@ -22,7 +22,7 @@ from tests.licenses_support import call, idp_person, token_for
 pytestmark = pytest.mark.slow
 
 OWNER = "admin@contoso.example"
-N = 2_000
+N = 1_200
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ write path, and a reconciliation finds exactly the work that changed. In-memory 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,10 +12,12 @@ import pytest
 
 from adapters import keys, subscription_index
 from adapters.memory_storage import InMemoryStorage
-from adapters.subscription_index import CHANGED, RESERVATIONS, SUBSCRIPTIONS_LIST, SubscriptionIndex
+from adapters.subscription_index import CHANGED, MERGES, RESERVATIONS, SUBSCRIPTIONS_LIST, SubscriptionIndex
+from adapters.subscription_repository import PartitionWrites
 from adapters.table_storage import SUBSCRIPTION_INDEX, SUBSCRIPTIONS, USER_LICENSES
 from services import seat_assignment, seat_reconciliation, seat_revocation, subscription_store
 from services.audit import Actor
+from services.merge_record import COMPLETED, Merge
 from services.seat_change import Context
 from services.settings import load_settings
 from services.subscription import Subscription
@@ -247,3 +250,29 @@ def test_the_address_row_left_by_a_binding_is_removed_with_the_seats_repair(stor
     assert address_row(store, "sub_a", "a@contoso.example") is None
     assert ctx.uow.lookups.licenses_of_oid("oid-a")[0].subscription_id == "sub_a"
     assert store.get(SUBSCRIPTIONS, "sub_a", keys.seat_row("a@contoso.example"))["BoundOid"] == "oid-a"
+
+
+# --- merges still running (the resume timer, services/merge.py) ------------------------------------------
+
+
+def test_running_merges_are_listed_and_found_without_a_scan(store, ctx, clock):
+    subscribe(store, "sub_a")
+    sub = ctx.uow.load("sub_a")
+    merge = Merge("m1", ADMIN, people=(), quantity=1)
+    ctx.uow.subscriptions.commit(PartitionWrites(sub, create=[merge]))
+    assert listed(store, MERGES) == ["sub_a|m1"]
+    list(ctx.uow.subscriptions.open_merges())  # the first call ever also lists older merges, once
+    before = store.by_table.get(SUBSCRIPTIONS, 0)
+    assert [(sid, m.id) for sid, m in ctx.uow.subscriptions.open_merges()] == [("sub_a", "m1")]
+    assert store.by_table[SUBSCRIPTIONS] == before + 1  # the merge read by its key, no scan
+    stored = ctx.uow.subscriptions.merge("sub_a", "m1")
+    ctx.uow.subscriptions.commit(PartitionWrites(ctx.uow.load("sub_a"), put=[replace(stored, status=COMPLETED)]))
+    assert list(ctx.uow.subscriptions.open_merges()) == [] and listed(store, MERGES) == []
+
+
+def test_merges_running_before_the_index_existed_are_listed_once(store, ctx):
+    subscribe(store, "sub_a")
+    ctx.uow.subscriptions.commit(PartitionWrites(ctx.uow.load("sub_a"), create=[Merge("old", ADMIN, (), 1)]))
+    store.delete(SUBSCRIPTION_INDEX, MERGES, "sub_a|old")  # as if written before the index
+    assert [m.id for _, m in ctx.uow.subscriptions.open_merges()] == ["old"]
+    assert listed(store, MERGES) == ["sub_a|old"]
