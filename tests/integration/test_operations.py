@@ -21,7 +21,7 @@ def test_poison_queue_depth_is_logged_per_queue(stack, monkeypatch, caplog):
         lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("poison_queue_depth ")]
         matches = [re.match(r"poison_queue_depth queue=(\S+) depth=(\d+)", line) for line in lines]
         depths = {match.group(1): match.group(2) for match in matches}
-        assert set(depths) == {"stripe-events-poison", "outbound-email-poison"}
+        assert set(depths) == {"stripe-events-poison", "outbound-email-poison", "assignment-jobs-poison"}
         assert int(depths["outbound-email-poison"]) >= 1
         QueueClient.from_connection_string(stack.azurite.connection_string, "outbound-email-poison").clear_messages()
     finally:
