@@ -4,13 +4,12 @@ Thin: the gate (`handlers/gate.py`) authenticates the bearer token and hands ove
 the caller may use (owner or `quantity.manage` for the quantity, owner or `billing.manage` for invoices
 and the billing portal, the owner alone for cancellation); the views parse the request, call
 services/quantity_change.py, services/billing_account.py or services/cancellation.py and answer. Every
-refusal is answered in one place (`_answered`; Stripe outages by the gate); nothing is ever a 500
+refusal is answered in one place (`refusal`, through the gate, as Stripe outages are); nothing is ever a 500
 because Stripe said no or could not be reached. The OpenAPI description is in `handlers/billing_openapi.py`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from datetime import datetime
 from typing import Any
@@ -59,17 +58,6 @@ def refusal(exc: Refused) -> func.HttpResponse:
                  "hint": "nothing was changed or charged; update the payment method (POST .../billing-portal), then "
                          "send the change again with a new Idempotency-Key"}
     return error(exc.status, exc.code, str(exc), **extra)
-
-
-def _answered(view: gate.ApiView) -> gate.ApiView:
-    @functools.wraps(view)
-    def answered(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
-        try:
-            return view(req, caller, subscription)
-        except Refused as exc:
-            return refusal(exc)
-
-    return answered
 
 
 def _quantity(payload: dict[str, Any]) -> int:
@@ -130,8 +118,7 @@ def invoice_json(invoice: billing_account.Invoice | quantity_change.ChargedInvoi
 
 @bp.route(route="v1/subscriptions/{subscription_id}/quantity/preview", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.QUANTITY_MANAGE)
-@_answered
+@gate.api(access.QUANTITY_MANAGE, refusal=refusal)
 def api_preview_quantity(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                          ) -> func.HttpResponse:
     """What a new number of licenses costs, before anything changes (not audited)."""
@@ -141,8 +128,7 @@ def api_preview_quantity(req: func.HttpRequest, caller: access.Caller, subscript
 
 
 @bp.route(route="v1/subscriptions/{subscription_id}/quantity", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.QUANTITY_MANAGE)
-@_answered
+@gate.api(access.QUANTITY_MANAGE, refusal=refusal)
 def api_change_quantity(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                         ) -> func.HttpResponse:
     """Change the number of licenses; the Idempotency-Key makes a retry change Stripe once."""
@@ -171,8 +157,7 @@ def api_change_quantity(req: func.HttpRequest, caller: access.Caller, subscripti
 
 
 @bp.route(route="v1/subscriptions/{subscription_id}/invoices", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.BILLING_MANAGE)
-@_answered
+@gate.api(access.BILLING_MANAGE, refusal=refusal)
 def api_list_invoices(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                       ) -> func.HttpResponse:
     raw = req.params.get("limit")
@@ -189,8 +174,7 @@ def api_list_invoices(req: func.HttpRequest, caller: access.Caller, subscription
 
 @bp.route(route="v1/subscriptions/{subscription_id}/billing-portal", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.BILLING_MANAGE)
-@_answered
+@gate.api(access.BILLING_MANAGE, refusal=refusal)
 def api_billing_portal(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                        ) -> func.HttpResponse:
     """A Stripe billing-portal session (payment method, billing address, tax ids, invoices)."""
@@ -208,8 +192,7 @@ def _cancellation_json(done: cancellation.Cancellation, caller: access.Caller) -
 
 @bp.route(route="v1/subscriptions/{subscription_id}/cancellation", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=refusal)
 def api_schedule_cancellation(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                               ) -> func.HttpResponse:
     """Cancel at the end of the paid period: licenses stop at `ends_at`; the owner is mailed."""
@@ -218,8 +201,7 @@ def api_schedule_cancellation(req: func.HttpRequest, caller: access.Caller, subs
 
 @bp.route(route="v1/subscriptions/{subscription_id}/cancellation", methods=["DELETE"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=refusal)
 def api_undo_cancellation(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                           ) -> func.HttpResponse:
     """Undo a scheduled cancellation before the period ends."""

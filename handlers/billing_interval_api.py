@@ -9,12 +9,11 @@
 
 Thin: the gate authenticates, loads the subscription, checks the permission and answers Stripe
 outages (503); services/interval_change.py decides and changes. Every refusal is answered here
-(`_answered`). The OpenAPI description is in handlers/billing_openapi.py.
+(`refusal`, which the gate calls). The OpenAPI description is in handlers/billing_openapi.py.
 """
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from typing import Any
 
@@ -60,17 +59,6 @@ def refusal(exc: Refused) -> func.HttpResponse:
     return error(exc.status, exc.code, str(exc), **extra)
 
 
-def _answered(view: gate.ApiView) -> gate.ApiView:
-    @functools.wraps(view)
-    def answered(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
-        try:
-            return view(req, caller, subscription)
-        except Refused as exc:
-            return refusal(exc)
-
-    return answered
-
-
 def _interval(req: func.HttpRequest) -> str:
     payload = json_object(req.get_body(), 'send a JSON object, e.g. {"interval": "year"}')
     return interval_change.parse_interval(payload.get("interval"))
@@ -98,8 +86,7 @@ def change_json(done: IntervalChange, caller: access.Caller) -> dict[str, Any]:
 
 
 @bp.route(route=f"{ROUTE}/preview", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.BILLING_MANAGE)
-@_answered
+@gate.api(access.BILLING_MANAGE, refusal=refusal)
 def api_preview_billing_interval(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                                  ) -> func.HttpResponse:
     """What the other interval costs from the next renewal on, before anything changes (not audited)."""
@@ -108,8 +95,7 @@ def api_preview_billing_interval(req: func.HttpRequest, caller: access.Caller, s
 
 
 @bp.route(route=ROUTE, methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.BILLING_MANAGE)
-@_answered
+@gate.api(access.BILLING_MANAGE, refusal=refusal)
 def api_schedule_billing_interval(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                                   ) -> func.HttpResponse:
     """Switch to `interval` at the next renewal; the Idempotency-Key makes a retry plan it once."""
@@ -124,8 +110,7 @@ def api_schedule_billing_interval(req: func.HttpRequest, caller: access.Caller, 
 
 
 @bp.route(route=ROUTE, methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.BILLING_MANAGE)
-@_answered
+@gate.api(access.BILLING_MANAGE, refusal=refusal)
 def api_unschedule_billing_interval(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                                     ) -> func.HttpResponse:
     """Withdraw the planned switch before the renewal: the subscription goes on as it is billed now."""

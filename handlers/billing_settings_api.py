@@ -28,7 +28,6 @@ from services import access, billing_settings
 from services.billing_account import NoCustomer
 from services.billing_settings import BillingDetails, BillingSettings, InvalidBillingSetting
 from services.subscription import Subscription
-from services.unit_of_work import Refused
 
 bp = new_blueprint()
 
@@ -63,8 +62,6 @@ def api_billing_settings(req: func.HttpRequest, caller: access.Caller, subscript
         details: BillingDetails | None = billing_settings.billing_details(billing(), subscription)
     except NoCustomer:
         details = None
-    except Refused as exc:
-        return error(exc.status, exc.code, str(exc))
     return json_response({**settings_json(subscription), "billing_details": details_json(details)})
 
 
@@ -82,6 +79,4 @@ def api_change_billing_settings(req: func.HttpRequest, caller: access.Caller, su
         if exc.reason:
             extra["reason"] = exc.reason
         return error(400, exc.code, str(exc), field=exc.field, **extra)
-    except Refused as exc:
-        return error(exc.status, exc.code, str(exc))
     return json_response({**settings_json(done.subscription), "changed": list(done.changed)})

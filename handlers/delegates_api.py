@@ -10,7 +10,6 @@ body, call services/delegation.py and answer; every refusal of the rules is answ
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -55,19 +54,6 @@ def refusal(exc: Refused) -> func.HttpResponse:
     already_delegate / is_owner, 410 invitation_invalid / invitation_expired, 403 wrong_account /
     wrong_tenant...); nothing was written."""
     return error(exc.status, exc.code, str(exc))
-
-
-def _answered(view: gate.ApiView) -> gate.ApiView:
-    """Answer the delegation rules' refusals in the API's error shape (the gate answers bad bodies)."""
-
-    @functools.wraps(view)
-    def answered(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
-        try:
-            return view(req, caller, subscription)
-        except Refused as exc:
-            return refusal(exc)
-
-    return answered
 
 
 PersonView = Callable[[func.HttpRequest, Person], func.HttpResponse]
@@ -230,8 +216,7 @@ def api_subscription(req: func.HttpRequest, caller: access.Caller, subscription:
 
 
 @bp.route(route="v1/subscriptions/{subscription_id}/delegates", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=refusal)
 def api_list_delegates(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                        ) -> func.HttpResponse:
     roster = delegation.roster(bootstrap.unit_of_work(), subscription.id)
@@ -240,8 +225,7 @@ def api_list_delegates(req: func.HttpRequest, caller: access.Caller, subscriptio
 
 
 @bp.route(route="v1/subscriptions/{subscription_id}/delegates", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=refusal)
 def api_invite_delegate(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                         ) -> func.HttpResponse:
     payload = _body(req)
@@ -254,8 +238,7 @@ def api_invite_delegate(req: func.HttpRequest, caller: access.Caller, subscripti
 
 @bp.route(route="v1/subscriptions/{subscription_id}/delegates/{email}", methods=["PATCH"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=refusal)
 def api_change_delegate(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                         ) -> func.HttpResponse:
     permissions = _permissions(_body(req).get("permissions"))
@@ -266,8 +249,7 @@ def api_change_delegate(req: func.HttpRequest, caller: access.Caller, subscripti
 
 @bp.route(route="v1/subscriptions/{subscription_id}/delegates/{email}", methods=["DELETE"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=refusal)
 def api_remove_delegate(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                         ) -> func.HttpResponse:
     """Remove a delegate (refused from their next request on) or revoke their pending invitation."""
@@ -278,8 +260,7 @@ def api_remove_delegate(req: func.HttpRequest, caller: access.Caller, subscripti
 
 @bp.route(route="v1/subscriptions/{subscription_id}/delegates/{email}/resend", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=refusal)
 def api_resend_invitation(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                           ) -> func.HttpResponse:
     """A new link for a pending invitation; the old one stops working at once."""
@@ -293,8 +274,7 @@ def api_resend_invitation(req: func.HttpRequest, caller: access.Caller, subscrip
 
 @bp.route(route="v1/subscriptions/{subscription_id}/owner-transfer", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=refusal)
 def api_offer_ownership(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                         ) -> func.HttpResponse:
     """Offer ownership to a person; it changes when they accept. A newer offer replaces an older one."""
@@ -316,8 +296,7 @@ def api_offer_ownership(req: func.HttpRequest, caller: access.Caller, subscripti
 
 @bp.route(route="v1/subscriptions/{subscription_id}/owner-transfer", methods=["DELETE"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=refusal)
 def api_withdraw_ownership_offer(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                                  ) -> func.HttpResponse:
     uow = bootstrap.unit_of_work()

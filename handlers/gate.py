@@ -43,6 +43,7 @@ from services.csrf import CsrfRejected
 from services.i18n import translator
 from services.identity import InvalidToken, Principal
 from services.subscription import Subscription
+from services.unit_of_work import Refused
 from services.web_session import Person
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,17 @@ API = "api"
 PAGE = "page"
 
 
-def api(permission: str) -> Callable[[ApiView], Handler]:
+def refused(exc: Refused) -> func.HttpResponse:
+    """A rule's refusal in the API's error shape: its status, code and message."""
+    return error(exc.status, exc.code, str(exc))
+
+
+def api(permission: str, refusal: Callable[[Refused], func.HttpResponse] = refused) -> Callable[[ApiView], Handler]:
     """Gate a JSON API route (`v1/subscriptions/{subscription_id}...`): bearer token, subscription,
     `permission`; the view gets `(req, person, subscription)`.
 
-    Errors the view lets through are answered in the API's error shape: InvalidInput (an input
+    Errors the view lets through are answered in the API's error shape: a rule's refusal (Refused) by
+    `refusal` (a module's own answer, with the fields its refusals carry); InvalidInput (an input
     checked at the edge, handlers/inputs.py) 400 naming its `field`; ValueError 400 `invalid_request`;
     a storage conflict 503 `busy` with Retry-After. A storage outage anywhere (the subscription's load
     included) is 503 `unavailable` with Retry-After (handlers/responses.when_configured).
@@ -86,6 +93,8 @@ def api(permission: str) -> Callable[[ApiView], Handler]:
                 return error(403, "forbidden", str(exc), permission=exc.permission)
             try:
                 return view(req, caller, subscription)
+            except Refused as exc:
+                return refusal(exc)
             except StripeUnavailable as exc:
                 return stripe_unavailable(exc)
             except InvalidInput as exc:

@@ -9,7 +9,6 @@ answered by billing_api's `refusal` and the gate (one error shape). The OpenAPI 
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from typing import Any
@@ -72,17 +71,6 @@ def merge_refusal(exc: Refused) -> func.HttpResponse:
     return refusal(exc)
 
 
-def _answered(view: gate.ApiView) -> gate.ApiView:
-    @functools.wraps(view)
-    def answered(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
-        try:
-            return view(req, caller, subscription)
-        except Refused as exc:
-            return merge_refusal(exc)
-
-    return answered
-
-
 def parse_body(raw: bytes) -> tuple[list[str], int | None, int | None]:
     """`subscriptions` (ids), and optionally the confirmed `quantity` with its preview's `proration_date`."""
     try:
@@ -108,8 +96,7 @@ def parse_body(raw: bytes) -> tuple[list[str], int | None, int | None]:
 
 @bp.route(route="v1/subscriptions/{subscription_id}/merge-candidates", methods=["GET"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=merge_refusal)
 def api_merge_candidates(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                          ) -> func.HttpResponse:
     """Individual subscriptions of people in this subscription's tenant that can be merged into it."""
@@ -121,8 +108,7 @@ def api_merge_candidates(req: func.HttpRequest, caller: access.Caller, subscript
 
 
 @bp.route(route="v1/subscriptions/{subscription_id}/merges", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=merge_refusal)
 def api_start_merge(req: func.HttpRequest, caller: access.Caller, subscription: Subscription) -> func.HttpResponse:
     """Merge the selected individual subscriptions; the Idempotency-Key is the merge's id (the same key
     again resumes a merge that stopped half-way and changes nothing once it is complete)."""
@@ -150,8 +136,7 @@ def api_start_merge(req: func.HttpRequest, caller: access.Caller, subscription: 
 
 @bp.route(route="v1/subscriptions/{subscription_id}/merges/{merge_id}", methods=["GET"],
           auth_level=func.AuthLevel.ANONYMOUS)
-@gate.api(access.OWNER)
-@_answered
+@gate.api(access.OWNER, refusal=merge_refusal)
 def api_merge_progress(req: func.HttpRequest, caller: access.Caller, subscription: Subscription
                        ) -> func.HttpResponse:
     """How far a merge got, person by person."""

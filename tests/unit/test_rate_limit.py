@@ -44,16 +44,16 @@ def test_cache_ttl_is_limited_to_60_seconds():
 
 
 def test_cache_reloads_after_ttl(monkeypatch):
-    from services import subscription_store
+    from adapters.subscription_repository import SubscriptionRepository
 
     loads = []
-    loaded = object()  # stands for the subscription the store would return
+    loaded = object()  # stands for the subscription the repository would return
 
-    def load(storage, sid):
+    def load(repository, sid):
         loads.append(sid)
         return loaded
 
-    monkeypatch.setattr(subscription_store, "load", load)
+    monkeypatch.setattr(SubscriptionRepository, "load", load)
     storage = InMemoryStorage()
     clock = Clock()
     cache = SubscriptionCache(ttl=60, clock=clock)
