@@ -45,8 +45,14 @@ lint: $(VENV)/.installed
 test: setup lint browser checkov
 	$(PY) -m pytest
 
+# Every row of the speed table (issue 14), each measured against its own baseline in the same run.
 benchmarks: setup
 	$(PY) benchmarks/cold_start.py
+	$(PY) benchmarks/license_check.py
+	$(PY) -m benchmarks.licenses
+	$(PY) benchmarks/webhooks.py
+	$(PY) benchmarks/contention.py
+	$(PY) benchmarks/scale.py
 
 clean:
 	rm -rf .data .outbox
