@@ -8,6 +8,7 @@ import re
 import uuid
 
 import pytest
+import requests
 
 from adapters.stripe_gateway import StripeGateway, as_dict
 from services import subscription_store
@@ -74,6 +75,11 @@ def test_a_purchase_by_invoice_licenses_at_once_and_follows_the_due_date(stack):
     invoice = as_dict(client.v1.invoices.list(params={"subscription": subscription_id}).data[0])
     assert invoice["status"] == "open" and invoice["custom_fields"] == [
         {"name": "PO number", "value": "PO-2026-0815"}]
+    # The invoice says how to pay: the IBAN Stripe assigned to this customer, and the PO number.
+    iban = StripeGateway(stack.settings).funding_iban(at_stripe["customer"])
+    assert iban is not None
+    hosted = requests.get(invoice["hosted_invoice_url"], timeout=10).text
+    assert iban["iban"] in hosted and iban["bic"] in hosted and "PO-2026-0815" in hosted
     # An Austrian business with a valid VAT ID: reverse charge, no German VAT.
     assert invoice["total"] == invoice["total_excluding_tax"] == 25 * 480
     assert [t["taxability_reason"] for t in invoice["total_taxes"]] == ["reverse_charge"]
