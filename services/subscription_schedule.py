@@ -23,8 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from adapters.stripe_gateway import as_dict
-
 if TYPE_CHECKING:
     from adapters.stripe_gateway import StripeGateway
 
@@ -134,6 +132,8 @@ def keep_in_step(stripe: StripeGateway, subscription_id: str, key: str) -> bool:
     licenses if one differs; True when the schedule was changed. `key` (an event or request id)
     makes the update idempotent; its parameters are part of the key, so a later different change
     is never answered from Stripe's replay of an earlier one."""
+    from adapters.stripe_gateway import as_dict  # the Stripe adapter: off the license check's import path
+
     subscription = as_dict(stripe.subscription(subscription_id))
     schedule = open_schedule(subscription)
     quantity = seat_item(subscription).get("quantity")
