@@ -44,6 +44,16 @@ def page(browser):
     context.close()
 
 
+@pytest.fixture
+def german_page(browser):
+    """A page in a browser whose language is German (de-DE)."""
+    context = browser.new_context(ignore_https_errors=True, locale="de-DE")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
 def sign_in(page, stack, username: str, next_path: str = "/api/dashboard") -> None:
     """Sign in as `username` (its preferred_username at the identity provider) and land on next_path."""
     page.goto(f"{stack.url}/api/signin?next={next_path}")

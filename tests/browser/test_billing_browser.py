@@ -212,7 +212,7 @@ def test_owner_finds_invoices_opens_the_portal_cancels_and_undoes(page, stack):
 
 
 def test_finance_sees_the_billing_details_and_sets_po_number_cost_centre_and_accounting_address_in_german(
-        browser, stack):
+        german_page, stack):
     owner_user = new_user(stack.identity_provider)
     owner = _person(owner_user)
     sub = purchased_subscription(stack, owner, quantity=3, language="de")
@@ -223,44 +223,39 @@ def test_finance_sees_the_billing_details_and_sets_po_number_cost_centre_and_acc
     stripe_client.v1.customers.tax_ids.create(sub.stripe_customer_id, params={"type": "eu_vat",
                                                                              "value": "DE136695976"})
     billing_path = f"/api/subscriptions/{sub.id}/billing"
-    context = browser.new_context(ignore_https_errors=True, locale="de-DE")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
-        sign_in(page, stack, owner_user["preferred_username"], next_path=billing_path)
-        section = page.locator("#billing-settings")
-        expect(section.get_by_role("heading", name="Rechnungsdaten")).to_be_visible()
-        expect(page.locator("#billing-company")).to_have_text("Contoso GmbH")
-        expect(page.locator("#billing-address")).to_contain_text("Hauptstraße 1")
-        expect(page.locator("#billing-address")).to_contain_text("10115 Berlin")
-        expect(page.locator("#billing-tax-ids")).to_have_text("DE136695976")
-        expect(section).to_contain_text("„Zahlungsmethode aktualisieren“")  # where they are changed
-        expect(page.locator("#po_number-help")).to_have_text("Steht auf jeder künftigen Rechnung.")
+    page = german_page
+    sign_in(page, stack, owner_user["preferred_username"], next_path=billing_path)
+    section = page.locator("#billing-settings")
+    expect(section.get_by_role("heading", name="Rechnungsdaten")).to_be_visible()
+    expect(page.locator("#billing-company")).to_have_text("Contoso GmbH")
+    expect(page.locator("#billing-address")).to_contain_text("Hauptstraße 1")
+    expect(page.locator("#billing-address")).to_contain_text("10115 Berlin")
+    expect(page.locator("#billing-tax-ids")).to_have_text("DE136695976")
+    expect(section).to_contain_text("„Zahlungsmethode aktualisieren“")  # where they are changed
+    expect(page.locator("#po_number-help")).to_have_text("Steht auf jeder künftigen Rechnung.")
 
-        page.get_by_label("Bestellnummer").fill("  4500012345 ")
-        page.get_by_label("Kostenstelle").fill("KST 4711")
-        page.get_by_label("E-Mail-Adresse der Buchhaltung").fill("Rechnungen@contoso.example")
-        page.get_by_role("button", name="Speichern").click()
-        page.wait_for_url(re.compile(re.escape(f"{stack.url}{billing_path}") + r"(#billing-settings)?$"))
-        expect(page.get_by_role("status").filter(has_text="Gespeichert.")).to_have_count(1)
-        expect(page.get_by_label("Bestellnummer")).to_have_value("4500012345")
-        expect(page.get_by_label("Kostenstelle")).to_have_value("KST 4711")
-        expect(page.get_by_label("E-Mail-Adresse der Buchhaltung")).to_have_value("rechnungen@contoso.example")
-        customer = stripe_client.v1.customers.retrieve(sub.stripe_customer_id)
-        assert [(f.name, f.value) for f in customer.invoice_settings.custom_fields] == [
-            ("Bestellnummer", "4500012345"), ("Kostenstelle", "KST 4711")]
+    page.get_by_label("Bestellnummer").fill("  4500012345 ")
+    page.get_by_label("Kostenstelle").fill("KST 4711")
+    page.get_by_label("E-Mail-Adresse der Buchhaltung").fill("Rechnungen@contoso.example")
+    page.get_by_role("button", name="Speichern").click()
+    page.wait_for_url(re.compile(re.escape(f"{stack.url}{billing_path}") + r"(#billing-settings)?$"))
+    expect(page.get_by_role("status").filter(has_text="Gespeichert.")).to_have_count(1)
+    expect(page.get_by_label("Bestellnummer")).to_have_value("4500012345")
+    expect(page.get_by_label("Kostenstelle")).to_have_value("KST 4711")
+    expect(page.get_by_label("E-Mail-Adresse der Buchhaltung")).to_have_value("rechnungen@contoso.example")
+    customer = stripe_client.v1.customers.retrieve(sub.stripe_customer_id)
+    assert [(f.name, f.value) for f in customer.invoice_settings.custom_fields] == [
+        ("Bestellnummer", "4500012345"), ("Kostenstelle", "KST 4711")]
 
-        # Too long for an invoice (the field's maxlength stops typing; a crafted post is refused).
-        page.evaluate("document.getElementById('cost_centre').removeAttribute('maxlength')")
-        page.get_by_label("Kostenstelle").fill("K" * 141)
-        page.get_by_role("button", name="Speichern").click()
-        expect(page.get_by_role("status").filter(has_text="Kostenstelle: höchstens 140 Zeichen")).to_have_count(1)
-        expect(page.get_by_label("Kostenstelle")).to_have_value("KST 4711")
+    # Too long for an invoice (the field's maxlength stops typing; a crafted post is refused).
+    page.evaluate("document.getElementById('cost_centre').removeAttribute('maxlength')")
+    page.get_by_label("Kostenstelle").fill("K" * 141)
+    page.get_by_role("button", name="Speichern").click()
+    expect(page.get_by_role("status").filter(has_text="Kostenstelle: höchstens 140 Zeichen")).to_have_count(1)
+    expect(page.get_by_label("Kostenstelle")).to_have_value("KST 4711")
 
-        # The audit log says what changed, readably.
-        page.goto(f"{stack.url}/api/subscriptions/{sub.id}/audit")
-        latest = page.locator("#audit tbody tr").first
-        expect(latest).to_contain_text("Bestell- und Buchhaltungsangaben geändert")
-        expect(latest).to_contain_text("Bestellnummer: (leer) → 4500012345")
-    finally:
-        context.close()
+    # The audit log says what changed, readably.
+    page.goto(f"{stack.url}/api/subscriptions/{sub.id}/audit")
+    latest = page.locator("#audit tbody tr").first
+    expect(latest).to_contain_text("Bestell- und Buchhaltungsangaben geändert")
+    expect(latest).to_contain_text("Bestellnummer: (leer) → 4500012345")

@@ -18,15 +18,6 @@ from tests.license_fixtures import new_user
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def german_page(browser):
-    context = browser.new_context(ignore_https_errors=True, locale="de-DE")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-
-
 def _invoice(stack, subscription_id: str) -> dict:
     client = StripeGateway(stack.settings).client()
     return as_dict(client.v1.invoices.list(params={"subscription": subscription_id}).data[0])
