@@ -28,13 +28,16 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BASELINE = ("import azure.functions; import azure.data.tables; import jwt; "
-            "from cryptography.hazmat.primitives import serialization; "
-            "from cryptography.hazmat.primitives.asymmetric import ec, ed25519; "
-            "from pydantic import BaseModel, Field, ValidationError")
+# Issue 14 counts pydantic among the check's dependencies; since the settings stopped being a pydantic
+# model (services/settings.py) the check no longer imports it, so the ratio is also printed against the
+# stricter baseline without it.
+STRICT_BASELINE = ("import azure.functions; import azure.data.tables; import jwt; "
+                   "from cryptography.hazmat.primitives import serialization; "
+                   "from cryptography.hazmat.primitives.asymmetric import ec, ed25519")
+BASELINE = STRICT_BASELINE + "; from pydantic import BaseModel, Field, ValidationError"
 APP = "import function_app"
 # Loaded where used, never on the import path (tests/unit/test_cold_start.py checks the same).
-HEAVY = ("stripe", "msal", "azure.communication.email", "azure.identity", "azure.storage.queue", "requests",
+HEAVY = ("pydantic", "stripe", "msal", "azure.communication.email", "azure.identity", "azure.storage.queue", "requests",
          "jinja2", "services.e_invoice", "services.unit_of_work")
 
 _TIMER = "import time, sys; t = time.perf_counter(); {code}; print((time.perf_counter() - t) * 1000)"
@@ -70,15 +73,18 @@ def main() -> None:
 
     import_ms(BASELINE, env)  # bytecode written once
     import_ms(APP, env)
-    app, baseline = [], []
+    app, baseline, strict = [], [], []
     for _ in range(args.runs):
         baseline.append(import_ms(BASELINE, env))
         app.append(import_ms(APP, env))
-    app_ms, baseline_ms = statistics.median(app), statistics.median(baseline)
+        strict.append(import_ms(STRICT_BASELINE, env))
+    app_ms, baseline_ms, strict_ms = statistics.median(app), statistics.median(baseline), statistics.median(strict)
     print(f"{'import function_app':58} {app_ms:7.1f} ms  (median of {args.runs} fresh interpreters)")
     print(f"{'import the license check dependencies, one interpreter':58} {baseline_ms:7.1f} ms")
     print(f"  ({BASELINE})")
-    print(f"ratio {app_ms / baseline_ms:.2f}x  (goal <= 1.2x; medians, measured in turns)")
+    print(f"{'the same without pydantic (the check no longer needs it)':58} {strict_ms:7.1f} ms")
+    print(f"ratio {app_ms / baseline_ms:.2f}x  (goal <= 1.2x; medians, measured in turns); "
+          f"against the stricter baseline {app_ms / strict_ms:.2f}x")
     loaded = modules(APP, env)
     base = modules(BASELINE, env)
     print(f"modules: function_app {len(loaded)}, the dependencies {len(base)}")

@@ -20,7 +20,7 @@ import pytest
 from adapters.table_storage import STRIPE_EVENTS_QUEUE, Storage
 from local_host import launch as launch_host
 from local_host.azurite import Azurite, start_azurite
-from services.settings import Settings, load_settings
+from services.settings import Settings, load_settings, setting_fields
 from tests.factories import LOCAL_CLIENT_ID, local_values
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +122,7 @@ def app_values(azurite: Azurite, identity_provider, stripe_emulator, outbox_dir:
 
 
 def _aliases() -> list[str]:
-    return [f.alias for f in Settings.model_fields.values() if f.alias]
+    return [f.alias for f in setting_fields()]
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,11 @@ import re
 
 import pytest
 
-from services.settings import Settings
+from services.settings import setting_fields
 from tests.infra.templates import INFRA, variable
 
 SETTINGS_DOC = INFRA / "SETTINGS.md"
-ALIASES = [field.alias or name for name, field in Settings.model_fields.items()]
+ALIASES = [setting.alias for setting in setting_fields()]
 
 
 def _doc_rows() -> dict[str, dict[str, str]]:
@@ -64,11 +64,7 @@ def test_operator_parameters_use_the_setting_name_as_azd_variable():
 
 
 def test_secrets_of_the_code_are_key_vault_rows():
-    secret_aliases = {
-        field.alias or name
-        for name, field in Settings.model_fields.items()
-        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
-    }
+    secret_aliases = {setting.alias for setting in setting_fields() if setting.secret}
     rows = _doc_rows()
     assert {alias for alias in secret_aliases if rows[alias]["set_by"] != "Key Vault"} == set()
 

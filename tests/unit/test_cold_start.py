@@ -18,7 +18,7 @@ from handlers import function_index
 
 ROOT = Path(__file__).resolve().parents[2]
 # Loaded where used: never on function_app's import path.
-HEAVY = ("stripe", "msal", "azure.communication.email", "azure.identity", "azure.storage.queue", "requests",
+HEAVY = ("pydantic", "stripe", "msal", "azure.communication.email", "azure.identity", "azure.storage.queue", "requests",
          "jinja2", "services.e_invoice", "services.unit_of_work", "services.billing_events", "services.mail",
          "handlers.billing_pages", "handlers.licenses_pages")
 
