@@ -301,6 +301,7 @@ class Storage:
     settings: Settings
     retry: RetryProfile = STANDARD_RETRY
     _tables: dict[str, TableClient] = field(default_factory=dict, init=False, repr=False)
+    _queues: dict[str, QueueClient] = field(default_factory=dict, init=False, repr=False)
 
     @cached_property
     def _credential(self) -> Any:
@@ -342,14 +343,17 @@ class Storage:
         return client
 
     def _queue(self, name: str) -> QueueClient:
-        from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
+        client = self._queues.get(name)
+        if client is None:
+            from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
 
-        # The Functions host expects base64 message bodies (host.json messageEncoding default).
-        return self._queue_service.get_queue_client(
-            name,
-            message_encode_policy=BinaryBase64EncodePolicy(),
-            message_decode_policy=BinaryBase64DecodePolicy(),
-        )
+            # The Functions host expects base64 message bodies (host.json messageEncoding default).
+            client = self._queues[name] = self._queue_service.get_queue_client(
+                name,
+                message_encode_policy=BinaryBase64EncodePolicy(),
+                message_decode_policy=BinaryBase64DecodePolicy(),
+            )
+        return client
 
     def ensure_created(self) -> None:
         """Create every table and queue (and the poison queues) if missing; safe to repeat.
