@@ -94,7 +94,7 @@ def main() -> None:
             started = time.perf_counter()
             headers = {"Stripe-Signature": f"t={stamp},v1={signature}", "Content-Type": "application/json"}
             if not hasattr(connections, "http"):
-                connections.http = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+                connections.http = http.client.HTTPConnection(address.netloc, timeout=30)
             connections.http.request("POST", "/api/stripe/webhook", body=body, headers=headers)
             response = connections.http.getresponse()
             response.read()
