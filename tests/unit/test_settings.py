@@ -96,3 +96,47 @@ def test_unresolved_key_vault_reference_is_refused():
     with pytest.raises(SettingsError) as info:
         load_settings(production_values(SESSION_SECRET=reference))
     assert "SESSION_SECRET: the Key Vault reference did not resolve" in str(info.value)
+
+
+@pytest.mark.parametrize("text, expected", [("true", True), ("False", False), ("1", True), ("0", False),
+                                            ("yes", True), ("off", False), (" TRUE ", True)])
+def test_flags_read_the_usual_spellings(text, expected):
+    assert load_settings(local_values(ALLOW_PERSONAL_ACCOUNTS=text)).allow_personal_accounts is expected
+
+
+@pytest.mark.parametrize("name, text, says", [
+    ("ALLOW_PERSONAL_ACCOUNTS", "maybe", "must be true or false"),
+    ("MAX_QUANTITY", "ten", "must be a whole number"),
+    ("MAX_QUANTITY", "10001", "must be at most 10000"),
+    ("LEASE_TTL_HOURS", "0", "must be greater than 0"),
+    ("STORAGE_HOT_PATH_BUDGET_SECONDS", "-0.5", "must be greater than 0"),
+    ("APP_ENVIRONMENT", "staging", "must be 'local' or 'production'"),
+    ("DEFAULT_LANGUAGE", "fr", "must be 'en' or 'de'"),
+    ("INVOICE_DAYS_UNTIL_DUE", "20", "must be 14 or 30 (days)"),
+    ("SELLER_COUNTRY", "Germany", "must match"),
+    ("SELLER_EMAIL", "billing", "must be an e-mail address"),
+    ("SESSION_SECRET", "short", "must be at least 32 characters long"),
+])
+def test_each_bad_value_is_named_with_what_it_must_be(name, text, says):
+    with pytest.raises(SettingsError) as info:
+        load_settings(local_values(**{name: text}))
+    assert f"  {name}: {says}" in str(info.value)
+
+
+def test_values_are_typed_and_defaults_apply():
+    settings = load_settings(local_values(MAX_QUANTITY="250", STORAGE_HOT_PATH_BUDGET_SECONDS="1.5",
+                                          ADDIN_ORIGINS="https://a.example, https://b.example,",
+                                          INVOICE_DAYS_UNTIL_DUE="14"))
+    assert settings.max_quantity == 250 and settings.storage_hot_path_budget_seconds == 1.5
+    assert settings.addin_origins == ["https://a.example", "https://b.example"]
+    assert settings.invoice_days_until_due == 14
+    assert settings.grace_days == 14 and settings.seller_country == "DE" and settings.stripe_automatic_tax is True
+    assert load_settings(local_values()).addin_origins == []
+
+
+def test_secrets_never_show_in_the_settings_repr():
+    values = local_values()
+    text = repr(load_settings(values))
+    for name in ("SESSION_SECRET", "ENTRA_CLIENT_SECRET", "STRIPE_SECRET_KEY"):
+        assert values[name] not in text
+    assert "public_base_url=" in text
