@@ -323,7 +323,7 @@ def load_settings(environ: Mapping[str, str] | None = None, app_root: Path = APP
     problems: list[str] = []
     for setting in fields(Settings):
         alias = setting.metadata["alias"]
-        raw = source.get(alias, source.get(setting.name))
+        raw = source.get(alias)
         if raw is None:
             if setting.default is MISSING and setting.default_factory is MISSING:
                 problems.append(f"{alias}: missing")
