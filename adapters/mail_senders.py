@@ -28,6 +28,32 @@ class MailTooLarge(ValueError):
     """The mail with its attachments is larger than ACS accepts; sending it again cannot help."""
 
 
+class MailThrottled(RuntimeError):
+    """The provider refused the send for now (ACS: 429, the sender domain's per-minute or per-hour quota)
+    and said when to try again; nothing was sent."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"the mail provider is throttling sends; try again in {retry_after:g} s")
+        self.retry_after = retry_after
+
+
+# When ACS throttles without saying for how long.
+DEFAULT_RETRY_AFTER = 60.0
+
+
+def retry_after_seconds(headers: Any) -> float:
+    """The wait a throttled response asks for: `retry-after-ms` / `x-ms-retry-after-ms`, or `Retry-After`
+    in seconds; DEFAULT_RETRY_AFTER when none is readable."""
+    for name, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0), ("Retry-After", 1.0)):
+        value = headers.get(name) if headers is not None else None
+        try:
+            if value is not None and float(value) >= 0:
+                return float(value) / scale
+        except ValueError:
+            continue  # an HTTP date: rare for ACS; the default wait is as good
+    return DEFAULT_RETRY_AFTER
+
+
 class MailSender(Protocol):
     def send(self, mail: RenderedMail) -> str:
         """Send; return the provider's message id. Raise on failure so the queue retries."""
@@ -82,7 +108,15 @@ class AcsMailSender:
         return self._client
 
     def send(self, mail: RenderedMail) -> str:
-        poller = self._email_client().begin_send(acs_request(self._sender, mail))
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            # The client itself retries a 429 a few times (honouring Retry-After) before it gives up here.
+            poller = self._email_client().begin_send(acs_request(self._sender, mail))
+        except HttpResponseError as exc:
+            if exc.status_code == 429:
+                raise MailThrottled(retry_after_seconds(getattr(exc.response, "headers", None))) from exc
+            raise
         result = poller.result(timeout=60)
         status = (result or {}).get("status")
         if status != "Succeeded":

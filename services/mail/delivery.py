@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from adapters.mail_senders import MailSender
-from adapters.table_storage import SENT_MAIL, ConcurrencyConflict, Row, TableStore
+from adapters.mail_senders import MailSender, MailThrottled
+from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, SENT_MAIL, ConcurrencyConflict, Row, TableStore
 from services.mail import limits
 from services.mail.message import Attachment, MailMessage
 from services.mail.render import render
@@ -41,6 +42,18 @@ def _sent_key(message_id: str) -> tuple[str, str]:
 STALE_CLAIM = timedelta(minutes=10)
 
 
+# A mail the provider keeps throttling is queued again for this long at most (then it fails and, after
+# the queue's attempts, lands in the poison queue), each time after the provider's wait, at most
+# MAX_DEFERRAL_STEP, plus up to DEFERRAL_SPREAD seconds.
+MAX_DEFERRAL = timedelta(hours=24)
+MAX_DEFERRAL_STEP = timedelta(hours=1)
+DEFERRAL_SPREAD = 60
+
+
+class MailThrottledTooLong(RuntimeError):
+    """The provider has throttled this mail for longer than MAX_DEFERRAL."""
+
+
 class SendInProgress(RuntimeError):
     """Another invocation is sending this message right now; retry later (then it is skipped)."""
 
@@ -65,8 +78,9 @@ def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: S
     if not _claim(storage, partition, row, message.template):
         log.info("mail %s already sent; skipping duplicate", message.id)
         return None
+    taken_at = datetime.now(UTC)
     try:
-        reached = limits.take(storage, message.limits)
+        reached = limits.take(storage, message.limits, taken_at)
     except Exception:
         storage.delete(SENT_MAIL, partition, row)
         raise
@@ -82,9 +96,13 @@ def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: S
         mail = render(message, support_email=settings.support_email, base_url=settings.public_base_url,
                       attachments=files)
         provider_id = sender.send(mail)
-    except Exception:
-        # Release the claim so the queue's retry can send it.
+    except Exception as exc:
+        # Release the claim and the counted limits, so the retry can send it (and counts it once).
         storage.delete(SENT_MAIL, partition, row)
+        limits.give_back(storage, message.limits, taken_at)
+        if isinstance(exc, MailThrottled):
+            _defer(storage, message, exc.retry_after)
+            return None
         raise
     storage.upsert(
         SENT_MAIL,
@@ -100,6 +118,21 @@ def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: S
     # Never log the address or the body: just what was sent.
     log.info("mail %s (%s, %s) sent as %s", message.id, message.template, message.language, provider_id)
     return provider_id
+
+
+def _defer(storage: TableStore, message: MailMessage, retry_after: float) -> None:
+    """The provider throttles: queue the same mail again, visible after its wait plus a spread (mails
+    throttled together must not all come back at once), and let this message complete. Deferrals do not
+    use up the queue's five attempts; after MAX_DEFERRAL of them the mail fails like any other."""
+    now = datetime.now(UTC)
+    since = message.deferred_since or now
+    if now - since > MAX_DEFERRAL:
+        raise MailThrottledTooLong(f"mail {message.id} throttled by the provider since {since:%Y-%m-%d %H:%M}Z")
+    delay = int(min(max(retry_after, 1.0), MAX_DEFERRAL_STEP.total_seconds())) + random.randint(0, DEFERRAL_SPREAD)
+    deferred = message.model_copy(update={"deferred_since": since})
+    storage.send(OUTBOUND_EMAIL_QUEUE, deferred.model_dump_json().encode("utf-8"), visibility_timeout=delay)
+    log.warning("mail %s (%s) throttled by the provider; queued again, visible in %d s", message.id,
+                message.template, delay)
 
 
 def _wait_while_sending(storage: TableStore, partition: str, row: str, seconds: float = 10) -> Row | None:

@@ -2,8 +2,9 @@
 invitation mails are limited per recipient and per subscription (README "Mail limits").
 
 The composer (services/mail/compose.py) decides which limits a mail counts against; the sender
-(services/mail/delivery.py) takes them when it is about to send, so a mail that never goes out counts
-nothing, and a retried message (same id) is not counted twice. Counters are rows of the SentMail table,
+(services/mail/delivery.py) takes them when it is about to send and gives them back when the send fails
+or is throttled, so a mail that never goes out counts nothing, and a retried message (same id) is not
+counted twice. Counters are rows of the SentMail table,
 one per limit key and UTC day, raised under their ETag so concurrent senders count exactly.
 """
 
@@ -48,6 +49,25 @@ def take(storage: TableStore, limits: list[MailLimit], now: datetime | None = No
         if not _take_one(storage, day, limit):
             return limit
     return None
+
+
+def give_back(storage: TableStore, limits: list[MailLimit], now: datetime) -> None:
+    """Undo `take(storage, limits, now)` for a mail that did not go out after all (the send failed or
+    was throttled): its retry counts it again, so it must not count twice."""
+    day = now.date().isoformat()
+    for limit in limits:
+        partition, row = _COUNTER_PREFIX + day, keys.encode(limit.key)
+        for _ in range(_ATTEMPTS):
+            current = storage.get(SENT_MAIL, partition, row)
+            count = int(current.get("Count", 0)) if current is not None else 0
+            if current is None or count <= 0:
+                break
+            try:
+                storage.merge(SENT_MAIL, {"PartitionKey": partition, "RowKey": row, "Count": count - 1},
+                              etag=current.etag)
+                break
+            except ConcurrencyConflict:
+                continue
 
 
 def _take_one(storage: TableStore, day: str, limit: MailLimit) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -59,6 +60,9 @@ class MailMessage(BaseModel):
     # A Stripe invoice whose documents (PDF, e-invoice) go with the mail. Only its id is queued: the
     # documents are fetched when the mail is sent (services/invoice_mail.py).
     invoice_id: str = Field(default="", max_length=100, pattern=r"^(in_[A-Za-z0-9]+)?$")
+    # Set when the provider first throttled this mail (services/mail/delivery.py): it is queued again
+    # with a delay, for at most MAX_DEFERRAL from then.
+    deferred_since: datetime | None = None
 
     @field_validator("to")
     @classmethod

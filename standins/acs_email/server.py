@@ -44,6 +44,14 @@ class AcsEmailEndpoint:
     access_key: str = field(default_factory=lambda: base64.b64encode(b"local-acs-access-key-0123456789").decode())
     messages: list[dict] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
+    # The next this many send requests are throttled as ACS does past the domain's quota: 429 with
+    # Retry-After (`throttle()`); `throttled` counts the requests that were.
+    throttle_remaining: int = 0
+    throttle_retry_after: str = "1"
+    throttled: int = 0
+
+    def throttle(self, requests: int, retry_after: str = "1") -> None:
+        self.throttle_remaining, self.throttle_retry_after = requests, retry_after
 
     def start(self) -> AcsEmailEndpoint:
         endpoint = self
@@ -57,6 +65,12 @@ class AcsEmailEndpoint:
                 try:
                     endpoint._verify(self, body)
                     payload = endpoint._validate_payload(body)
+                    if endpoint.throttle_remaining > 0:
+                        endpoint.throttle_remaining -= 1
+                        endpoint.throttled += 1
+                        return self._reply(429, {"error": {"code": "TooManyRequests", "message":
+                                                           "The sender domain's send quota is used up."}},
+                                           {"Retry-After": endpoint.throttle_retry_after})
                 except Rejected as exc:
                     endpoint.rejections.append(exc.message)
                     return self._reply(exc.status, {"error": {"code": exc.code, "message": exc.message}})

@@ -157,3 +157,21 @@ def test_the_acs_endpoint_refuses_attachments_acs_refuses(stack, acs, trust_acs,
             "senderAddress": "DoNotReply@securemailmerge.example", "recipients": {"to": [{"address": mail.to}]},
             "content": {"subject": mail.subject, "plainText": mail.text}, "attachments": [attachment]})
     assert problem in acs.rejections[-1]
+
+
+def test_a_throttled_send_is_reported_with_the_wait_acs_asks_for(stack, acs, trust_acs):
+    """ACS answers 429 past the domain's quota: the client retries a few times on its own, then the
+    adapter reports MailThrottled with Retry-After, so delivery can queue the mail again (nothing sent)."""
+    from adapters.mail_senders import MailThrottled
+
+    settings = load_settings({**stack.env, "ACS_ENDPOINT": acs.url, "ACS_ACCESS_KEY": acs.access_key})
+    sender = sender_for(settings)
+    accepted = len(acs.messages)
+    acs.throttle(requests=100, retry_after="1")
+    try:
+        with pytest.raises(MailThrottled) as info:
+            sender.send(RenderedMail(to="bob@contoso.example", subject="Hello", text="Hello", html="<p>Hello</p>"))
+    finally:
+        acs.throttle(requests=0)
+    assert info.value.retry_after == 1.0
+    assert acs.throttled >= 2 and len(acs.messages) == accepted  # retried by the client, never accepted
