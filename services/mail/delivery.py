@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 
 from adapters.mail_senders import MailSender, MailThrottled
-from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, SENT_MAIL, ConcurrencyConflict, Row, TableStore
+from adapters.table_storage import SENT_MAIL, ConcurrencyConflict, Row, TableStore
 from services.mail import limits
-from services.mail.message import Attachment, MailMessage
+from services.mail.message import Attachment, MailMessage, enqueue
 from services.mail.render import render
 from services.settings import Settings
 
@@ -130,7 +130,7 @@ def _defer(storage: TableStore, message: MailMessage, retry_after: float) -> Non
         raise MailThrottledTooLong(f"mail {message.id} throttled by the provider since {since:%Y-%m-%d %H:%M}Z")
     delay = int(min(max(retry_after, 1.0), MAX_DEFERRAL_STEP.total_seconds())) + random.randint(0, DEFERRAL_SPREAD)
     deferred = message.model_copy(update={"deferred_since": since})
-    storage.send(OUTBOUND_EMAIL_QUEUE, deferred.model_dump_json().encode("utf-8"), visibility_timeout=delay)
+    enqueue(storage, deferred, visible_in=delay)
     log.warning("mail %s (%s) throttled by the provider; queued again, visible in %d s", message.id,
                 message.template, delay)
 

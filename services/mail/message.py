@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -76,5 +75,6 @@ class MailMessage(BaseModel):
         return value
 
 
-def enqueue(storage: TableStore, message: MailMessage) -> None:
-    storage.send(OUTBOUND_EMAIL_QUEUE, json.dumps(message.model_dump()).encode("utf-8"))
+def enqueue(storage: TableStore, message: MailMessage, visible_in: int | None = None) -> None:
+    """Queue the mail for the send function; `visible_in` seconds from now if given."""
+    storage.send(OUTBOUND_EMAIL_QUEUE, message.model_dump_json().encode("utf-8"), visibility_timeout=visible_in)
