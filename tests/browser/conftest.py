@@ -35,23 +35,23 @@ def browser():
         instance.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(ignore_https_errors=True, locale="en-US")
+def _page_in(browser, locale: str):
+    context = browser.new_context(ignore_https_errors=True, locale=locale)
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def page(browser):
+    yield from _page_in(browser, "en-US")
 
 
 @pytest.fixture
 def german_page(browser):
     """A page in a browser whose language is German (de-DE)."""
-    context = browser.new_context(ignore_https_errors=True, locale="de-DE")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
+    yield from _page_in(browser, "de-DE")
 
 
 def sign_in(page, stack, username: str, next_path: str = "/api/dashboard") -> None:
