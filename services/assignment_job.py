@@ -51,7 +51,7 @@ from services.assignment_job_record import (
     Progress,
 )
 from services.audit import Actor, AuditEntry
-from services.mail import compose, enqueue
+from services.mail import compose, queue_sends
 from services.seat import Reservation, Seat
 from services.seat_change import Context, RequestIdReused
 from services.subscription import Subscription
@@ -235,7 +235,7 @@ def fan_out(ctx: Context, job: AssignJob, message: ChunkMessage, chunk: JobChunk
     seats = uow.subscriptions.seats_of(message.subscription_id, message.addresses, job.id)
     mails = [compose.welcome(ctx.settings, subscription, seat) for seat in seats]
     work: list[Callable[[], None]] = [partial(uow.lookups.put_license, seat.lookup(subscription)) for seat in seats]
-    work += [partial(enqueue, uow.store, mail) for mail in mails]
+    work += queue_sends(uow.store, mails)
     _in_pool(work)
     done = replace(chunk, stage=DONE, mailed=len(mails), at=datetime.now(UTC))
     try:

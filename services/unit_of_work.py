@@ -33,7 +33,7 @@ from adapters.lookup_repository import LookupRepository
 from adapters.subscription_repository import PartitionWrites, SubscriptionRepository
 from adapters.table_storage import ConcurrencyConflict, TableStore
 from services.delegate import InvitationLookup
-from services.mail import MailMessage, enqueue
+from services.mail import MailMessage, queue_sends
 from services.seat import LicenseLookup
 from services.subscription import Subscription
 
@@ -169,7 +169,7 @@ class UnitOfWork:
                  for p in after.people]
         work += [partial(self.lookups.delete_invitation, i.token_hash) if i.gone
                  else partial(self.lookups.put_invitation, i) for i in after.invitation_lookups]
-        work += [partial(enqueue, self.store, mail) for mail in after.mails]
+        work += queue_sends(self.store, after.mails)
         if len(work) <= _SEQUENTIAL_UP_TO:
             for item in work:
                 item()

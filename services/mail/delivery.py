@@ -1,4 +1,4 @@
-"""Sending one queued message: render, send once per message id, record it."""
+"""Sending one queued message (one mail or a batch): render, send once per mail id, record it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from adapters.mail_senders import MailSender, MailThrottled
 from adapters.table_storage import SENT_MAIL, ConcurrencyConflict, Row, TableStore
 from services.mail import limits
-from services.mail.message import Attachment, MailMessage, enqueue
+from services.mail.message import Attachment, MailBatch, MailMessage, enqueue, queue_sends
 from services.mail.render import render
 from services.settings import Settings
 
@@ -26,9 +26,12 @@ class UndeliverableMessage(ValueError):
     """The message itself is malformed: retrying cannot help (it ends in the poison queue)."""
 
 
-def parse(body: bytes) -> MailMessage:
+def parse(body: bytes) -> MailMessage | MailBatch:
     try:
-        return MailMessage.model_validate(json.loads(body))
+        data = json.loads(body)
+        if isinstance(data, dict) and "mails" in data:
+            return MailBatch.model_validate(data)
+        return MailMessage.model_validate(data)
     except (ValueError, ValidationError) as exc:
         raise UndeliverableMessage(f"malformed mail message: {exc}") from exc
 
@@ -65,12 +68,39 @@ Attachments = Callable[[MailMessage], tuple[Attachment, ...]]
 
 def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: Settings,
             attachments: Attachments | None = None) -> str | None:
-    """Send the message unless its id was sent before; return the provider id, None if skipped.
+    """Send the queued mail unless its id was sent before; return the provider id, None if skipped
+    (for a batch, which sends each of its mails so: the last mail's)."""
+    parsed = parse(body)
+    mails = parsed.mails if isinstance(parsed, MailBatch) else [parsed]
+    provider_id = None
+    for position, message in enumerate(mails):
+        try:
+            provider_id = send_once(message, storage=storage, sender=sender, settings=settings,
+                                    attachments=attachments)
+        except MailThrottled as exc:
+            # The provider's quota holds for the mails after this one too: they wait together.
+            _defer(storage, mails[position:], exc.retry_after)
+            return None
+        except Exception:
+            if len(mails) == 1:
+                raise
+            # One mail of a batch failed: it is retried on its own (its own attempts, its own poison
+            # message), the others go on. Should queueing it fail, the whole batch is retried, and the
+            # mails sent meanwhile are skipped by their ids.
+            log.warning("mail %s (%s) of a batch failed; queued again on its own", message.id, message.template,
+                        exc_info=True)
+            enqueue(storage, message)
+    return provider_id
+
+
+def send_once(message: MailMessage, *, storage: TableStore, sender: MailSender, settings: Settings,
+              attachments: Attachments | None = None) -> str | None:
+    """Send one mail unless its id was sent before; the provider id, or None if skipped.
 
     The same id can be queued twice and processed concurrently, so the sender first claims the id
-    with an insert that only one can win, then sends, then marks it sent.
+    with an insert that only one can win, then sends, then marks it sent. Raises MailThrottled (with
+    the claim and the counted limits given back) when the provider throttles.
     """
-    message = parse(body)
     if message.invoice_id and attachments is None:
         # A programming error, not a mail to send without its documents.
         raise ValueError(f"mail {message.id} names invoice {message.invoice_id} but no attachments were wired")
@@ -96,13 +126,10 @@ def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: S
         mail = render(message, support_email=settings.support_email, base_url=settings.public_base_url,
                       attachments=files)
         provider_id = sender.send(mail)
-    except Exception as exc:
+    except Exception:
         # Release the claim and the counted limits, so the retry can send it (and counts it once).
         storage.delete(SENT_MAIL, partition, row)
         limits.give_back(storage, message.limits, taken_at)
-        if isinstance(exc, MailThrottled):
-            _defer(storage, message, exc.retry_after)
-            return None
         raise
     storage.upsert(
         SENT_MAIL,
@@ -120,19 +147,21 @@ def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: S
     return provider_id
 
 
-def _defer(storage: TableStore, message: MailMessage, retry_after: float) -> None:
-    """The provider throttles: queue the same mail again, visible after its wait plus a spread (mails
+def _defer(storage: TableStore, mails: list[MailMessage], retry_after: float) -> None:
+    """The provider throttles: queue the same mails again, visible after its wait plus a spread (mails
     throttled together must not all come back at once), and let this message complete. Deferrals do not
-    use up the queue's five attempts; after MAX_DEFERRAL of them the mail fails like any other."""
+    use up the queue's five attempts; once a mail has been deferred for MAX_DEFERRAL it fails like any
+    other (a batch with it: its attempts and poison message keep the rest too)."""
     now = datetime.now(UTC)
-    since = message.deferred_since or now
+    since = min(m.deferred_since or now for m in mails)
     if now - since > MAX_DEFERRAL:
-        raise MailThrottledTooLong(f"mail {message.id} throttled by the provider since {since:%Y-%m-%d %H:%M}Z")
+        raise MailThrottledTooLong(f"mail {mails[0].id} throttled by the provider since {since:%Y-%m-%d %H:%M}Z")
     delay = int(min(max(retry_after, 1.0), MAX_DEFERRAL_STEP.total_seconds())) + random.randint(0, DEFERRAL_SPREAD)
-    deferred = message.model_copy(update={"deferred_since": since})
-    enqueue(storage, deferred, visible_in=delay)
-    log.warning("mail %s (%s) throttled by the provider; queued again, visible in %d s", message.id,
-                message.template, delay)
+    deferred = [m.model_copy(update={"deferred_since": m.deferred_since or now}) for m in mails]
+    for send in queue_sends(storage, deferred, visible_in=delay):
+        send()
+    log.warning("%d mail(s) from %s (%s) throttled by the provider; queued again, visible in %d s", len(mails),
+                mails[0].id, mails[0].template, delay)
 
 
 def _wait_while_sending(storage: TableStore, partition: str, row: str, seconds: float = 10) -> Row | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -73,6 +75,52 @@ class MailMessage(BaseModel):
         if problem is not None:
             raise ValueError(f"not an e-mail address this service sends to ({problem})")
         return value
+
+
+# Mails queued together (a bulk assignment's welcome mails) share queue messages: one message per mail
+# would double a bulk change's storage writes. A batch holds at most MAX_BATCH mails, so it is sent well
+# within the function timeout, and at most MAX_BATCH_BYTES of JSON: a queue message holds 64 KiB of
+# base64, 48 KiB before encoding.
+MAX_BATCH = 50
+MAX_BATCH_BYTES = 45_000
+
+
+class MailBatch(BaseModel):
+    """Several mails in one queue message. Each is still sent once by its own id, and one that fails is
+    queued again on its own (services/mail/delivery.py), so a batch never shares one mail's retries."""
+
+    mails: list[MailMessage] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+def queue_bodies(messages: Sequence[MailMessage]) -> list[bytes]:
+    """The queue messages that carry these mails: a single mail as itself, more in batches."""
+    if len(messages) == 1:
+        return [messages[0].model_dump_json().encode("utf-8")]
+    bodies: list[bytes] = []
+    batch: list[bytes] = []
+    size = 0
+    for message in messages:
+        mail = message.model_dump_json().encode("utf-8")
+        if batch and (len(batch) == MAX_BATCH or size + len(mail) + 1 > MAX_BATCH_BYTES):
+            bodies.append(_batch(batch))
+            batch, size = [], 0
+        batch.append(mail)
+        size += len(mail) + 1
+    if batch:
+        bodies.append(_batch(batch))
+    return bodies
+
+
+def _batch(mails: list[bytes]) -> bytes:
+    return b'{"mails":[' + b",".join(mails) + b"]}"
+
+
+def queue_sends(storage: TableStore, messages: Sequence[MailMessage],
+                visible_in: int | None = None) -> list[Callable[[], None]]:
+    """One call per queue message that carries these mails, to run in turn or in a pool; their messages
+    become visible `visible_in` seconds from now if given."""
+    return [partial(storage.send, OUTBOUND_EMAIL_QUEUE, body, visibility_timeout=visible_in)
+            for body in queue_bodies(messages)]
 
 
 def enqueue(storage: TableStore, message: MailMessage, visible_in: int | None = None) -> None:

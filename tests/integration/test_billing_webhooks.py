@@ -20,6 +20,7 @@ from services.billing_events import Billing, apply, invoice_subscription_id, rec
 from services.subscription import LicenseState, StripeSubscriptionState
 from tests.builders import checkout, pay, person, purchased_subscription
 from tests.conftest import STRIPE_KEY, WEBHOOK_SECRET, wait_for
+from tests.mail_support import unpacked
 
 
 @pytest.fixture(autouse=True)
@@ -154,7 +155,7 @@ class MailsKept:
 
     def send(self, queue, body, visibility_timeout=None):
         if queue == OUTBOUND_EMAIL_QUEUE:
-            self.mails.append(json.loads(body))
+            self.mails.extend(unpacked(body))
         else:
             self._store.send(queue, body, visibility_timeout)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import string
 
 import pytest
@@ -23,7 +22,6 @@ from pydantic import ValidationError
 
 from adapters import keys
 from adapters.memory_storage import InMemoryStorage
-from adapters.table_storage import OUTBOUND_EMAIL_QUEUE
 from services import seat_assignment, seat_revocation, subscription_store
 from services.address_list import (
     MAX_ADDRESS_LENGTH,
@@ -41,6 +39,7 @@ from services.seat_change import Context
 from services.settings import load_settings
 from services.unit_of_work import UnitOfWork
 from tests.factories import local_values
+from tests.mail_support import queued_mails
 from tests.unit.test_seat_changes import ADMIN, subscription
 
 # derandomize: every run (CI included) tries the same examples, so a run can never fail by chance;
@@ -134,15 +133,13 @@ def ctx(store: InMemoryStorage) -> Context:
     return Context(UnitOfWork(store), load_settings(local_values()), ADMIN)
 
 
-def _mails(store: InMemoryStorage) -> list[dict]:
-    return [json.loads(body) for body, _ in store.queues.get(OUTBOUND_EMAIL_QUEUE, [])]
 
 
 def test_an_apostrophe_address_is_assigned_and_welcomed(store, ctx):
     subscription(store)
     outcome = seat_assignment.assign(ctx, "sub_1", ["o'brien@contoso.example", "guest_f.example#ext#@contoso.example"])
     assert outcome.assigned == ["o'brien@contoso.example", "guest_f.example#ext#@contoso.example"]
-    assert sorted(m["to"] for m in _mails(store)) == ["guest_f.example#ext#@contoso.example",
+    assert sorted(m["to"] for m in queued_mails(store)) == ["guest_f.example#ext#@contoso.example",
                                                       "o'brien@contoso.example"]
     assert subscription_store.load(store, "sub_1").assigned_count == 2
 
@@ -152,7 +149,7 @@ def test_reassigning_to_an_apostrophe_address_moves_the_seat_and_welcomes(store,
     seat_assignment.assign(ctx, "sub_1", ["plain@contoso.example"])
     seat_revocation.reassign(ctx, "sub_1", "plain@contoso.example", "d'arcy@contoso.example")
     assert [s.email for s in UnitOfWork(store).subscriptions.seats("sub_1")] == ["d'arcy@contoso.example"]
-    assert "d'arcy@contoso.example" in [m["to"] for m in _mails(store)]
+    assert "d'arcy@contoso.example" in [m["to"] for m in queued_mails(store)]
 
 
 @pytest.mark.parametrize("address", ["müller@contoso.example", "not-an-address", "a..b@contoso.example"])

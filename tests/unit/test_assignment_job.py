@@ -5,7 +5,6 @@ mail per address, duplicate deliveries, the last attempt's failure record, and t
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +15,6 @@ from adapters.memory_storage import InMemoryStorage
 from adapters.table_storage import (
     ASSIGNMENT_JOBS_QUEUE,
     OPEN_JOBS,
-    OUTBOUND_EMAIL_QUEUE,
     SUBSCRIPTIONS,
     USER_LICENSES,
 )
@@ -29,6 +27,7 @@ from services.subscription import Subscription
 from services.unit_of_work import UnitOfWork
 from tests.assignment_jobs_support import drain
 from tests.factories import local_values
+from tests.mail_support import queued_mails
 
 ADMIN = Actor("tid-1", "oid-admin", "admin@contoso.example", "Admin")
 SUB = "sub_1"
@@ -58,7 +57,7 @@ def state(store: InMemoryStorage) -> dict[str, object]:
     uow = UnitOfWork(store)
     seats = [s.email for s in uow.subscriptions.seats(SUB)]
     lookups = [r for r in store.query(USER_LICENSES) if r["RowKey"] == SUB]
-    mails = [json.loads(body) for body, _ in store.queues.get(OUTBOUND_EMAIL_QUEUE, [])]
+    mails = queued_mails(store)
     subscription = subscription_store.load(store, SUB)
     assert subscription is not None
     audit = [e for e in uow.subscriptions.audit_entries(SUB) if e.action == "licenses.assigned"]

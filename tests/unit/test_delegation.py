@@ -15,7 +15,7 @@ import pytest
 
 from adapters import keys
 from adapters.memory_storage import InMemoryStorage
-from adapters.table_storage import INVITATIONS, OUTBOUND_EMAIL_QUEUE, SUBSCRIPTIONS, USER_SUBSCRIPTIONS
+from adapters.table_storage import INVITATIONS, SUBSCRIPTIONS, USER_SUBSCRIPTIONS
 from services import delegation, subscription_store
 from services.audit import Actor
 from services.delegate import (
@@ -32,6 +32,7 @@ from services.settings import load_settings
 from services.subscription import Subscription
 from services.unit_of_work import UnitOfWork
 from tests.factories import local_values
+from tests.mail_support import queued_mails
 
 TENANT = "11111111-1111-1111-1111-111111111111"
 OTHER_TENANT = "22222222-2222-2222-2222-222222222222"
@@ -60,8 +61,6 @@ def settings():
     return load_settings(local_values(AzureWebJobsStorage="UseDevelopmentStorage=true", INVITATION_DAYS="7"))
 
 
-def mails(store: InMemoryStorage) -> list[dict]:
-    return [json.loads(body) for body, _ in store.queues.get(OUTBOUND_EMAIL_QUEUE, [])]
 
 
 def invite_it(uow, settings, permissions=frozenset({LICENSES_ASSIGN, SUBSCRIPTION_VIEW})):
@@ -84,7 +83,7 @@ def test_an_invitation_stores_only_the_token_hash_and_mails_the_link(store, uow,
     assert issued.token not in json.dumps(row, default=str)
     assert store.get(INVITATIONS, token_hash(issued.token), keys.INVITATION_LOOKUP_ROW)["SubscriptionId"] == "sub_1"
     assert row["ExpiresAt"] - row["CreatedAt"] == timedelta(days=7)
-    [mail] = mails(store)
+    [mail] = queued_mails(store)
     assert mail["template"] == "invitation" and mail["to"] == "it@contoso.example" and mail["language"] == "de"
     assert mail["params"]["link"] == issued.link and mail["params"]["inviter"] == "Olivia Owner"
     assert mail["params"]["permissions"][0].startswith("Lizenzen zuweisen/entziehen")
@@ -139,7 +138,7 @@ def test_expired_resent_revoked_and_tampered_links(store, uow, settings):
     for token in (issued.token, issued.token[:-1] + ("A" if issued.token[-1] != "A" else "B"), "short", "a/b" * 20):
         with pytest.raises(delegation.InvitationUnusable):
             delegation.describe(uow, token)
-    assert len({m["id"] for m in mails(store)}) == 2  # the resend mailed the new link
+    assert len({m["id"] for m in queued_mails(store)}) == 2  # the resend mailed the new link
     row = store.get(SUBSCRIPTIONS, "sub_1", keys.invitation_row("delegate", "it@contoso.example"))
     store.upsert(SUBSCRIPTIONS, {**row, "ExpiresAt": datetime.now(UTC) - timedelta(seconds=1)})
     with pytest.raises(delegation.InvitationUnusable) as expired:

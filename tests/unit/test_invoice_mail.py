@@ -28,6 +28,7 @@ from services.mail.render import RenderedMail
 from services.settings import load_settings
 from services.subscription import Subscription
 from tests.factories import local_values
+from tests.mail_support import queued_mails
 
 DAY = 86400
 RENEWAL = 1_798_761_600  # 2027-01-01 00:00 UTC
@@ -138,8 +139,6 @@ def event(event_type: str, obj: dict[str, Any], event_id: str) -> bytes:
     return json.dumps({"id": event_id, "object": "event", "type": event_type, "data": {"object": obj}}).encode()
 
 
-def queued(store: InMemoryStorage) -> list[dict[str, Any]]:
-    return [json.loads(body) for body, _ in store.queues.get(OUTBOUND_EMAIL_QUEUE, [])]
 
 
 def send_all(store: InMemoryStorage, stripe: FakeStripe, settings, sender: RecordingSender) -> list[str | None]:
@@ -147,7 +146,7 @@ def send_all(store: InMemoryStorage, stripe: FakeStripe, settings, sender: Recor
         return invoice_attachments.attachments(stripe, settings, message)  # type: ignore[arg-type]
 
     return [deliver(json.dumps(m).encode(), storage=store, sender=sender, settings=settings, attachments=documents)
-            for m in queued(store)]
+            for m in queued_mails(store)]
 
 
 # --- the accounting mail -----------------------------------------------------------------------------------
@@ -158,7 +157,7 @@ def test_a_finalized_invoice_is_mailed_to_the_accounting_address_with_its_pdf(st
     stripe.invoices["in_1Abc"] = stripe_invoice()
     apply(event("invoice.finalized", stripe_invoice(), "evt_final_1"), billing)
 
-    [message] = queued(store)
+    [message] = queued_mails(store)
     assert message["to"] == "buchhaltung@contoso.example" and message["template"] == "invoice"
     assert message["language"] == "de" and message["invoice_id"] == "in_1Abc"
     assert message["params"]["total"] == "57,60 €" and message["params"]["number"] == "SMM-0007"
@@ -179,7 +178,7 @@ def test_an_invoice_charged_automatically_names_no_due_date(store, stripe, setti
     subscription(store, accounting_email="ap@contoso.example", language="en")
     stripe.invoices["in_1Abc"] = stripe_invoice(collection="charge_automatically")
     apply(event("invoice.finalized", stripe_invoice(collection="charge_automatically"), "evt_final_1"), billing)
-    [message] = queued(store)
+    [message] = queued_mails(store)
     assert message["params"]["due_date"] == "" and message["params"]["total"] == "57.60 €"
     sender = RecordingSender()
     send_all(store, stripe, settings, sender)
@@ -195,7 +194,7 @@ def test_a_redelivered_invoice_finalized_mails_once(store, stripe, settings, bil
     apply(body, billing)  # the same event again: already applied
     # A crash after queueing and before the event was recorded applies it again under a new delivery.
     apply(event("invoice.finalized", stripe_invoice(), "evt_final_2"), billing)
-    assert len({m["id"] for m in queued(store)}) == 1
+    assert len({m["id"] for m in queued_mails(store)}) == 1
 
     sender = RecordingSender()
     assert [r is not None for r in send_all(store, stripe, settings, sender)].count(True) == 1
@@ -206,7 +205,7 @@ def test_no_accounting_address_no_mail(store, stripe, billing):
     subscription(store)
     result = apply(event("invoice.finalized", stripe_invoice(), "evt_final_1"), billing)
     assert "no accounting address" in result
-    assert queued(store) == []
+    assert queued_mails(store) == []
 
 
 def test_the_first_invoice_of_a_purchase_not_stored_yet_uses_the_subscription_metadata(store, billing):
@@ -214,7 +213,7 @@ def test_the_first_invoice_of_a_purchase_not_stored_yet_uses_the_subscription_me
     invoice = stripe_invoice(metadata={"accounting_email": "ap@fabrikam.example", "language": "en",
                                        "po_number": "4500012345", "purchase": "invoice"})
     apply(event("invoice.finalized", invoice, "evt_final_1"), billing)
-    [message] = queued(store)
+    [message] = queued_mails(store)
     assert message["to"] == "ap@fabrikam.example" and message["language"] == "en"
     assert message["params"]["po_number"] == "4500012345"
 
@@ -399,7 +398,7 @@ BILLING_TEAM = (delegate("finance@contoso.example", BILLING_MANAGE, SUBSCRIPTION
 def test_a_yearly_renewal_reminds_the_owner_and_the_billing_delegates_only(store, stripe, settings, billing):
     subscription(store, delegates=BILLING_TEAM, accounting_email="buchhaltung@contoso.example")
     apply(event("invoice.upcoming", upcoming(), "evt_upcoming_1"), billing)
-    messages = queued(store)
+    messages = queued_mails(store)
     assert sorted(m["to"] for m in messages) == ["cfo@contoso.example", "finance@contoso.example",
                                                  "owner@contoso.example"]
     assert {m["template"] for m in messages} == {"renewal_reminder"}
@@ -428,7 +427,7 @@ def test_a_redelivered_upcoming_event_reminds_once_per_period(store, stripe, set
 def test_a_monthly_subscription_gets_no_reminder(store, billing):
     subscription(store, delegates=BILLING_TEAM)
     result = apply(event("invoice.upcoming", upcoming("month"), "evt_upcoming_1"), billing)
-    assert "no reminder" in result and queued(store) == []
+    assert "no reminder" in result and queued_mails(store) == []
 
 
 @pytest.mark.parametrize("interval, mailed", [("year", 3), ("month", 0)])
@@ -436,7 +435,7 @@ def test_current_shapes_read_the_interval_from_stripe(store, stripe, billing, in
     subscription(store, delegates=BILLING_TEAM)
     stripe.interval = interval
     apply(event("invoice.upcoming", upcoming(None), "evt_upcoming_1"), billing)
-    assert len(queued(store)) == mailed and stripe.subscription_reads == 1
+    assert len(queued_mails(store)) == mailed and stripe.subscription_reads == 1
 
 
 def test_stripe_unreachable_for_the_interval_raises_so_the_event_is_retried(store, stripe, billing):
@@ -446,11 +445,11 @@ def test_stripe_unreachable_for_the_interval_raises_so_the_event_is_retried(stor
         apply(event("invoice.upcoming", upcoming(None), "evt_upcoming_1"), billing)
     stripe.unavailable = False
     apply(event("invoice.upcoming", upcoming(None), "evt_upcoming_1"), billing)
-    assert [m["to"] for m in queued(store)] == ["owner@contoso.example"]
+    assert [m["to"] for m in queued_mails(store)] == ["owner@contoso.example"]
 
 
 @pytest.mark.parametrize("changes", [{"cancel_at_period_end": True}, {"status": "canceled"}])
 def test_a_subscription_that_does_not_renew_gets_no_reminder(store, billing, changes):
     subscription(store, **changes)
     apply(event("invoice.upcoming", upcoming(), "evt_upcoming_1"), billing)
-    assert queued(store) == []
+    assert queued_mails(store) == []

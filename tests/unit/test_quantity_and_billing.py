@@ -23,7 +23,6 @@ from adapters.stripe_gateway import (
     StripeIdempotencyConflict,
     StripeUnavailable,
 )
-from adapters.table_storage import OUTBOUND_EMAIL_QUEUE
 from services import billing_account, cancellation, quantity_change, seat_assignment, subscription_store
 from services.audit import Actor
 from services.billing_changes import CardDeclined, IdempotencyConflict, NotChangeable
@@ -42,6 +41,7 @@ from services.subscription import Subscription
 from services.unit_of_work import UnitOfWork
 from services.web_session import Person
 from tests.factories import local_values
+from tests.mail_support import queued_mails
 
 DAY = 86400
 START = 1_767_225_600  # 2026-01-01 00:00 UTC
@@ -212,8 +212,6 @@ def audit(store: InMemoryStorage) -> list[tuple[str, str]]:
     return [(e.action, e.actor.email or e.actor.name) for e in UnitOfWork(store).subscriptions.audit_entries("sub_1")]
 
 
-def mails(store: InMemoryStorage) -> list[dict]:
-    return [json.loads(body) for body, _ in store.queues.get(OUTBOUND_EMAIL_QUEUE, [])]
 
 
 # --- the rules ----------------------------------------------------------------------------------------------
@@ -313,7 +311,7 @@ def test_change_is_stored_at_once_audited_once_and_the_webhook_finds_nothing_lef
     before, after = refresh("sub_1", billing, "customer.subscription.updated")
     assert after.quantity == 12 and after.etag == stored.etag
     assert audit(store) == [("quantity.changed", "it@contoso.example")]
-    assert mails(store) == []
+    assert queued_mails(store) == []
 
 
 def test_the_same_confirmation_twice_changes_stripe_once(store, billing, stripe):
@@ -406,7 +404,7 @@ def test_a_quantity_raised_at_stripe_directly_is_told_to_the_owner(store, billin
     stored_subscription(store)
     stripe.sub["items"]["data"][0]["quantity"] = 20
     refresh("sub_1", billing, "customer.subscription.updated")
-    told = [m for m in mails(store) if m["template"] == "quantity_changed"]
+    told = [m for m in queued_mails(store) if m["template"] == "quantity_changed"]
     assert len(told) == 1 and told[0]["to"] == "owner@contoso.example"
     assert (told[0]["params"]["before"], told[0]["params"]["quantity"]) == (8, 20)
     assert audit(store) == [("subscription.updated", "Stripe")]
@@ -418,7 +416,7 @@ def test_a_quantity_lowered_at_stripe_below_the_assigned_is_told_by_the_over_qua
     assign(store, settings, 6)
     stripe.sub["items"]["data"][0]["quantity"] = 4
     refresh("sub_1", billing, "customer.subscription.updated")
-    assert [m["template"] for m in mails(store) if m["to"] == "owner@contoso.example"] == ["over_quantity"]
+    assert [m["template"] for m in queued_mails(store) if m["to"] == "owner@contoso.example"] == ["over_quantity"]
 
 
 def test_cancel_at_period_end_is_stored_audited_and_mailed_once_then_undone(store, billing, stripe):
@@ -431,7 +429,7 @@ def test_cancel_at_period_end_is_stored_audited_and_mailed_once_then_undone(stor
     assert not again.changed
     refresh("sub_1", billing, "customer.subscription.updated")  # its webhook
     assert audit(store) == [("cancellation.scheduled", "owner@contoso.example")]
-    sent = [m for m in mails(store) if m["template"] == "cancellation"]
+    sent = [m for m in queued_mails(store) if m["template"] == "cancellation"]
     assert len(sent) == 1 and sent[0]["params"]["scheduled"] is True
     assert sent[0]["params"]["ends_on"] == "2026-01-31" and sent[0]["language"] == "de"
 
@@ -439,7 +437,7 @@ def test_cancel_at_period_end_is_stored_audited_and_mailed_once_then_undone(stor
     assert stripe.subscription("sub_1")["cancel_at_period_end"] is False
     assert load(store).cancel_at_period_end is False
     assert [a for a, _ in audit(store)] == ["cancellation.undone", "cancellation.scheduled"]
-    assert [m["params"]["scheduled"] for m in mails(store) if m["template"] == "cancellation"] == [True, False]
+    assert [m["params"]["scheduled"] for m in queued_mails(store) if m["template"] == "cancellation"] == [True, False]
     with pytest.raises(cancellation.NotScheduled):
         cancellation.undo(billing, OWNER, load(store))
 

@@ -3,7 +3,6 @@ assignment's rules, for UNDO_WINDOW after the revoke, audited on its own; agains
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +10,7 @@ import pytest
 
 from adapters import keys
 from adapters.memory_storage import InMemoryStorage
-from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, USER_LICENSES
+from adapters.table_storage import USER_LICENSES
 from services import seat_assignment, seat_revocation, subscription_store
 from services.audit import Actor, AuditEntry
 from services.seat_change import AlreadyAssigned, Context, SeatTaken, SubscriptionEnded, UndoExpired
@@ -19,6 +18,7 @@ from services.settings import load_settings
 from services.subscription import Subscription
 from services.unit_of_work import UnitOfWork
 from tests.factories import local_values
+from tests.mail_support import queued_mails
 
 ADMIN = Actor("tid-1", "oid-admin", "admin@contoso.example", "Admin")
 GONE = "j.gross@contoso.example"
@@ -45,7 +45,7 @@ def subscription(store: InMemoryStorage, quantity: int = 2) -> Subscription:
 
 
 def mails_to(store: InMemoryStorage, address: str) -> int:
-    return sum(json.loads(body)["to"] == address for body, _ in store.queues.get(OUTBOUND_EMAIL_QUEUE, []))
+    return sum(mail["to"] == address for mail in queued_mails(store))
 
 
 def actions(store: InMemoryStorage) -> list[tuple[str, str]]:

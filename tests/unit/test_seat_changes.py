@@ -6,7 +6,6 @@ the fake trustworthy is tests/integration/test_storage_contract.py).
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,7 @@ import pytest
 from adapters import keys
 from adapters.memory_storage import InMemoryStorage
 from adapters.subscription_repository import PartitionWrites
-from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, SUBSCRIPTIONS, USER_LICENSES, ConcurrencyConflict
+from adapters.table_storage import SUBSCRIPTIONS, USER_LICENSES, ConcurrencyConflict
 from services import seat_assignment, seat_listing, seat_reconciliation, seat_revocation, subscription_store
 from services.audit import Actor
 from services.over_quantity import apply_quantity
@@ -34,6 +33,7 @@ from services.subscription import Subscription
 from services.unit_of_work import Plan, SubscriptionNotFound, UnitOfWork
 from tests.assignment_jobs_support import drain
 from tests.factories import local_values
+from tests.mail_support import queued_mails
 
 ADMIN = Actor("tid-1", "oid-admin", "admin@contoso.example", "Admin")
 
@@ -62,8 +62,6 @@ def seats_of(store: InMemoryStorage, sid: str = "sub_1") -> list[str]:
     return [s.email for s in UnitOfWork(store).subscriptions.seats(sid)]
 
 
-def mails(store: InMemoryStorage) -> list[dict]:
-    return [json.loads(body) for body, _ in store.queues.get(OUTBOUND_EMAIL_QUEUE, [])]
 
 
 # --- assign -----------------------------------------------------------------------------------------
@@ -76,8 +74,8 @@ def test_assign_writes_seats_count_audit_lookups_and_welcome_mails(store, ctx):
     assert outcome.subscription is not None and outcome.subscription.assigned_count == 2
     assert seats_of(store) == ["a@contoso.example", "b@contoso.example"]
     assert store.get(USER_LICENSES, keys.licenses_of_address("a@contoso.example"), "sub_1") is not None
-    assert sorted(m["to"] for m in mails(store)) == ["a@contoso.example", "b@contoso.example"]
-    assert {m["language"] for m in mails(store)} == {"de"}
+    assert sorted(m["to"] for m in queued_mails(store)) == ["a@contoso.example", "b@contoso.example"]
+    assert {m["language"] for m in queued_mails(store)} == {"de"}
     entries = list(UnitOfWork(store).subscriptions.audit_entries("sub_1"))
     assert [e.action for e in entries] == ["licenses.assigned"]
 
@@ -107,7 +105,7 @@ def test_a_retried_request_is_idempotent_and_mails_once_per_seat(store, ctx):
     assert first.assigned == again.assigned == ["a@contoso.example"]
     assert subscription_store.load(store, "sub_1").assigned_count == 1
     # The retry enqueues the same mail id again; delivery sends an id once.
-    assert len({m["id"] for m in mails(store)}) == 1
+    assert len({m["id"] for m in queued_mails(store)}) == 1
 
 
 @pytest.mark.parametrize("status", ["canceled", "incomplete_expired"])
@@ -122,7 +120,7 @@ def test_an_address_a_mail_cannot_go_to_is_refused_before_anything_is_written(st
     subscription(store)
     with pytest.raises(ValueError):
         seat_assignment.assign(ctx, "sub_1", ["not-an-address"])
-    assert seats_of(store) == [] and mails(store) == []
+    assert seats_of(store) == [] and queued_mails(store) == []
     assert subscription_store.load(store, "sub_1").assigned_count == 0
 
 
@@ -178,7 +176,7 @@ def test_an_interrupted_bulk_assignment_is_completed_by_its_retry(ctx):
     assert len(seats_of(store)) == 250 == subscription_store.load(store, "sub_1").assigned_count
     drain(ctx, store)
     assert UnitOfWork(store).subscriptions.reservations("sub_1") == []
-    assert len({m["to"] for m in mails(store)}) == 250
+    assert len({m["to"] for m in queued_mails(store)}) == 250
 
 
 def test_reconciliation_releases_seats_a_stale_reservation_no_longer_needs(ctx):
@@ -261,7 +259,7 @@ def test_lowering_and_raising_the_quantity_flags_and_unflags_seats(store, ctx):
     assert over == {"a4@contoso.example", "a5@contoso.example"}
     lookup = store.get(USER_LICENSES, keys.licenses_of_address("a5@contoso.example"), "sub_1")
     assert lookup is not None and lookup["OverQuantity"] is True
-    assert [m["template"] for m in mails(store)].count("over_quantity") == 1
+    assert [m["template"] for m in queued_mails(store)].count("over_quantity") == 1
     # Revoking one of the seats within the quantity brings the oldest over-quantity seat back.
     seat_revocation.revoke(ctx, "sub_1", "a1@contoso.example")
     over = {s.email for s in UnitOfWork(store).subscriptions.seats("sub_1") if s.over_quantity}
