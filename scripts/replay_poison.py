@@ -2,7 +2,7 @@
 
 The message text is copied unchanged (it is already base64, as the host expects), then deleted from the
 poison queue. Safe to replay: Stripe events are applied once per event id, e-mails are sent once per
-message id. Signs in with your Azure CLI / azd account (needs Storage Queue Data Contributor, which the
+mail id. Signs in with your Azure CLI / azd account (needs Storage Queue Data Contributor, which the
 template grants to AZURE_PRINCIPAL_ID). Operator guide: docs/operations.md, "Replaying a poisoned message".
 
     .venv/bin/python scripts/replay_poison.py --account <storage account> --queue stripe-events --list
