@@ -53,6 +53,11 @@ MAX_DEFERRAL_STEP = timedelta(hours=1)
 DEFERRAL_SPREAD = 60
 
 
+# A batch sends its mails one after the other, each waiting for the provider's result; after this long it
+# queues the rest again, so an invocation stays well within host.json's functionTimeout (5 minutes).
+BATCH_TIME_BUDGET_SECONDS = 120
+
+
 class MailThrottledTooLong(RuntimeError):
     """The provider has throttled this mail for longer than MAX_DEFERRAL."""
 
@@ -73,7 +78,16 @@ def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: S
     parsed = parse(body)
     mails = parsed.mails if isinstance(parsed, MailBatch) else [parsed]
     provider_id = None
+    started = time.monotonic()
     for position, message in enumerate(mails):
+        if position and time.monotonic() - started > BATCH_TIME_BUDGET_SECONDS:
+            # Well before the function timeout (an ACS send waits for its result): the rest goes on in a
+            # message of its own.
+            for send in queue_sends(storage, mails[position:]):
+                send()
+            log.info("mail batch: %d of %d sent in %.0f s; the rest queued again", position, len(mails),
+                     time.monotonic() - started)
+            return provider_id
         try:
             provider_id = send_once(message, storage=storage, sender=sender, settings=settings,
                                     attachments=attachments)

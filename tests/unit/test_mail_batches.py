@@ -13,7 +13,7 @@ import pytest
 from adapters.mail_senders import MailThrottled
 from adapters.memory_storage import InMemoryStorage
 from adapters.table_storage import OUTBOUND_EMAIL_QUEUE, SENT_MAIL
-from services.mail import MailMessage, limits
+from services.mail import MailMessage, delivery, limits
 from services.mail.delivery import DEFERRAL_SPREAD, MailThrottledTooLong, _sent_key, deliver
 from services.mail.message import MAX_BATCH, MAX_BATCH_BYTES, queue_bodies, queue_sends
 from services.mail.render import RenderedMail
@@ -120,6 +120,17 @@ def test_when_the_failed_mail_cannot_be_queued_the_whole_batch_is_retried_withou
     provider.failing_to.clear()
     deliver(body, storage=store, sender=provider, settings=SETTINGS)  # the queue's retry of the batch
     assert sorted(m.to for m in provider.sent) == sorted(m.to for m in welcomes(10))
+
+
+def test_a_batch_that_takes_too_long_queues_the_rest_again(monkeypatch):
+    # ACS answers slowly: past the time budget the invocation ends, well within the function timeout.
+    monkeypatch.setattr(delivery, "BATCH_TIME_BUDGET_SECONDS", 0)
+    store, provider = InMemoryStorage(), Provider()
+    [body] = queue(store, welcomes(10))
+    deliver(body, storage=store, sender=provider, settings=SETTINGS)
+    assert len(provider.sent) == 1
+    [(rest, delay)] = store.queues.pop(OUTBOUND_EMAIL_QUEUE)
+    assert delay is None and [m["id"] for m in unpacked(rest)] == [m.id for m in welcomes(10)[1:]]
 
 
 def test_throttled_in_a_batch_the_rest_waits_together():
