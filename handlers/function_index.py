@@ -21,6 +21,7 @@ import inspect
 import json
 import logging
 import os
+import pkgutil
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -152,7 +153,8 @@ def _stub(entry: dict[str, Any]) -> Callable[..., Any]:
 
 
 def import_all() -> None:
-    """Import every module the stubs stand for (what their import registers, e.g. their OpenAPI
-    descriptions); without a current index they were all imported at start already."""
-    for module in sorted({entry["module"] for entry in current() or []}):
-        importlib.import_module(module)
+    """Import every handler module (what their import registers, e.g. their OpenAPI descriptions),
+    whether stubs stand for them or they were imported at start: which of the two holds must not depend
+    on whether the index still matches the files now."""
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)], prefix=f"{__package__}."):
+        importlib.import_module(module.name)

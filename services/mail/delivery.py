@@ -85,7 +85,7 @@ def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: S
             # message of its own.
             for send in queue_sends(storage, mails[position:]):
                 send()
-            log.info("mail batch: %d of %d sent in %.0f s; the rest queued again", position, len(mails),
+            log.info("mail batch: %d of %d mails done in %.0f s; the rest queued again", position, len(mails),
                      time.monotonic() - started)
             return provider_id
         try:

@@ -84,6 +84,24 @@ def test_a_stale_index_is_not_used(index_env, tmp_path):
     assert "handlers.billing_pages" in modules  # every handler module imported, as without an index
 
 
+def test_the_api_description_lists_every_area_even_when_the_index_went_stale_after_start(index_env, tmp_path):
+    # The worker started with a current index (stubs: the merge routes' module not imported); then the
+    # files changed under it. /api/openapi.json must still describe every route.
+    moved = tmp_path / "index.json"
+    moved.write_text(Path(index_env["FUNCTION_INDEX_FILE"]).read_text())
+    probe = (
+        "import json, os, pathlib, sys, function_app\n"
+        "from handlers import function_index\n"
+        "from services import api_spec\n"
+        "assert 'handlers.merges_api' not in sys.modules\n"
+        "pathlib.Path(os.environ['FUNCTION_INDEX_FILE']).write_text('{}')\n"
+        "function_index.import_all()\n"
+        "print(json.dumps(sorted(api_spec.document('http://x')['paths'])))"
+    )
+    paths = json.loads(run(probe, {**index_env, "FUNCTION_INDEX_FILE": str(moved)}))
+    assert "/v1/subscriptions/{subscription_id}/merges" in paths
+
+
 def test_a_stub_imports_its_module_on_the_first_call(monkeypatch):
     calls = []
     module = types.ModuleType("handlers.fake_area")
