@@ -133,8 +133,6 @@ def ctx(store: InMemoryStorage) -> Context:
     return Context(UnitOfWork(store), load_settings(local_values()), ADMIN)
 
 
-
-
 def test_an_apostrophe_address_is_assigned_and_welcomed(store, ctx):
     subscription(store)
     outcome = seat_assignment.assign(ctx, "sub_1", ["o'brien@contoso.example", "guest_f.example#ext#@contoso.example"])

@@ -61,8 +61,6 @@ def settings():
     return load_settings(local_values(AzureWebJobsStorage="UseDevelopmentStorage=true", INVITATION_DAYS="7"))
 
 
-
-
 def invite_it(uow, settings, permissions=frozenset({LICENSES_ASSIGN, SUBSCRIPTION_VIEW})):
     return delegation.invite(uow, settings, OWNER, "sub_1", "IT@contoso.example", permissions)
 

@@ -139,8 +139,6 @@ def event(event_type: str, obj: dict[str, Any], event_id: str) -> bytes:
     return json.dumps({"id": event_id, "object": "event", "type": event_type, "data": {"object": obj}}).encode()
 
 
-
-
 def send_all(store: InMemoryStorage, stripe: FakeStripe, settings, sender: RecordingSender) -> list[str | None]:
     def documents(message: MailMessage) -> tuple[Attachment, ...]:
         return invoice_attachments.attachments(stripe, settings, message)  # type: ignore[arg-type]

@@ -212,8 +212,6 @@ def audit(store: InMemoryStorage) -> list[tuple[str, str]]:
     return [(e.action, e.actor.email or e.actor.name) for e in UnitOfWork(store).subscriptions.audit_entries("sub_1")]
 
 
-
-
 # --- the rules ----------------------------------------------------------------------------------------------
 
 

@@ -62,8 +62,6 @@ def seats_of(store: InMemoryStorage, sid: str = "sub_1") -> list[str]:
     return [s.email for s in UnitOfWork(store).subscriptions.seats(sid)]
 
 
-
-
 # --- assign -----------------------------------------------------------------------------------------
 
 
