@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from azure.communication.email import EmailClient
     from azure.core.credentials import AzureKeyCredential, TokenCredential
 
+
+log = logging.getLogger(__name__)
 
 # ACS refuses an e-mail request larger than 10 MB, attachments (base64, so 4/3 of their size) included.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -84,6 +87,9 @@ def acs_request(sender: str, mail: RenderedMail) -> dict[str, Any]:
 class AcsMailSender:
     """Azure Communication Services e-mail (the SDK is imported on first use: it is heavy)."""
 
+    # How long a send waits for ACS to report the accepted mail's final status.
+    STATUS_WAIT_SECONDS = 60
+
     def __init__(self, endpoint: str, sender: str, access_key: str | None = None, client_id: str | None = None):
         self._endpoint = endpoint
         self._sender = sender
@@ -108,20 +114,37 @@ class AcsMailSender:
         return self._client
 
     def send(self, mail: RenderedMail) -> str:
-        from azure.core.exceptions import HttpResponseError
+        from azure.core.exceptions import AzureError, HttpResponseError
+        from azure.core.polling.base_polling import OperationFailed
 
+        # The send's operation id is ours (ACS takes one: `Operation-Id`), so it is known even when the
+        # operation's status cannot be read afterwards.
+        operation_id = str(uuid.uuid4())
         try:
             # The client itself retries a 429 a few times (honouring Retry-After) before it gives up here.
-            poller = self._email_client().begin_send(acs_request(self._sender, mail))
+            poller = self._email_client().begin_send(acs_request(self._sender, mail), operation_id=operation_id)
         except HttpResponseError as exc:
             if exc.status_code == 429:
                 raise MailThrottled(retry_after_seconds(getattr(exc.response, "headers", None))) from exc
             raise
-        result = poller.result(timeout=60)
+        # ACS has accepted the mail (202). From here on, only an operation ACS reports as failed is a failed
+        # send: a status that cannot be read (throttled polling, a dropped connection) or is not final
+        # within STATUS_WAIT_SECONDS counts as sent, because sending again would deliver the mail twice.
+        try:
+            result = poller.result(timeout=self.STATUS_WAIT_SECONDS)
+        except AzureError as exc:
+            if isinstance(exc.__cause__, OperationFailed):
+                raise RuntimeError(f"ACS could not send mail operation {operation_id}: {exc.message}") from exc
+            log.warning("ACS accepted mail operation %s; its status could not be read (%s): counted as sent",
+                        operation_id, type(exc).__name__)
+            return operation_id
         status = (result or {}).get("status")
+        if status in ("Failed", "Canceled"):
+            raise RuntimeError(f"ACS could not send mail operation {operation_id}: status {status}")
         if status != "Succeeded":
-            raise RuntimeError(f"ACS did not accept the mail: status {status!r}")
-        return str(result.get("id"))
+            log.warning("ACS mail operation %s is still %s after %d s: counted as sent", operation_id, status,
+                        self.STATUS_WAIT_SECONDS)
+        return operation_id
 
 
 class OutboxMailSender:

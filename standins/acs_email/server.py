@@ -50,8 +50,21 @@ class AcsEmailEndpoint:
     throttle_retry_after: str = "1"
     throttled: int = 0
 
+    # The next this many reads of an operation's status are throttled (429) as well (`unreadable_status()`),
+    # and the next this many accepted sends end as a failed operation (`failing_operations()`).
+    status_throttle_remaining: int = 0
+    failing_remaining: int = 0
+    # Each accepted send's operation id (the client's `Operation-Id` if it sent one) and its final status.
+    operations: dict[str, str] = field(default_factory=dict)
+
     def throttle(self, requests: int, retry_after: str = "1") -> None:
         self.throttle_remaining, self.throttle_retry_after = requests, retry_after
+
+    def unreadable_status(self, reads: int) -> None:
+        self.status_throttle_remaining = reads
+
+    def failing_operations(self, sends: int) -> None:
+        self.failing_remaining = sends
 
     def start(self) -> AcsEmailEndpoint:
         endpoint = self
@@ -74,7 +87,11 @@ class AcsEmailEndpoint:
                 except Rejected as exc:
                     endpoint.rejections.append(exc.message)
                     return self._reply(exc.status, {"error": {"code": exc.code, "message": exc.message}})
-                operation_id = str(uuid.uuid4())
+                operation_id = self.headers.get("Operation-Id") or str(uuid.uuid4())
+                endpoint.operations[operation_id] = "Succeeded"
+                if endpoint.failing_remaining > 0:
+                    endpoint.failing_remaining -= 1
+                    endpoint.operations[operation_id] = "Failed"
                 endpoint.messages.append(payload)
                 location = f"https://{self.headers['Host']}/emails/operations/{operation_id}?api-version=2025-09-01"
                 headers = {"Operation-Location": location, "Retry-After": "0"}
@@ -84,7 +101,16 @@ class AcsEmailEndpoint:
                 path = urlsplit(self.path).path
                 if path.startswith("/emails/operations/"):
                     operation_id = path.rsplit("/", 1)[-1]
-                    return self._reply(200, {"id": operation_id, "status": "Succeeded", "error": None})
+                    if endpoint.status_throttle_remaining > 0:
+                        endpoint.status_throttle_remaining -= 1
+                        return self._reply(429, {"error": {"code": "TooManyRequests", "message": "Slow down."}},
+                                           {"Retry-After": "0"})
+                    status = endpoint.operations.get(operation_id)
+                    if status is None:
+                        return self._reply(404, {"error": {"code": "NotFound", "message": "no such operation"}})
+                    error = {"code": "EmailDroppedAllRecipientsSuppressed",
+                             "message": "Message failed to send."} if status == "Failed" else None
+                    return self._reply(200, {"id": operation_id, "status": status, "error": error})
                 self._reply(404, {"error": {"code": "NotFound", "message": "no such resource"}})
 
             def _reply(self, status: int, body: dict, headers: dict | None = None):

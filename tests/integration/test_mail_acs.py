@@ -175,3 +175,37 @@ def test_a_throttled_send_is_reported_with_the_wait_acs_asks_for(stack, acs, tru
         acs.throttle(requests=0)
     assert info.value.retry_after == 1.0
     assert acs.throttled >= 2 and len(acs.messages) == accepted  # retried by the client, never accepted
+
+
+def test_an_accepted_send_whose_status_cannot_be_read_counts_as_sent_and_is_not_sent_again(stack, acs, trust_acs):
+    """ACS accepted the mail (202), then its status reads are throttled past the client's retries: the mail
+    is in ACS's hands, so it is recorded as sent under its operation id, and a redelivery sends nothing
+    (it used to be sent again: twice in the recipient's inbox)."""
+    settings = load_settings({**stack.env, "ACS_ENDPOINT": acs.url, "ACS_ACCESS_KEY": acs.access_key})
+    storage = stack.storage()
+    message = MailMessage(id="acs-test-unreadable-status", template="welcome", to="carol@contoso.example",
+                          params={"organisation": "Contoso"})
+    body = message.model_dump_json().encode()
+    accepted = len(acs.messages)
+    acs.unreadable_status(reads=100)
+    try:
+        provider_id = deliver(body, storage=storage, sender=sender_for(settings), settings=settings)
+    finally:
+        acs.unreadable_status(reads=0)
+    assert len(acs.messages) == accepted + 1
+    assert provider_id in acs.operations  # our own Operation-Id, which ACS took
+    row = storage.get(SENT_MAIL, *_sent_key(message.id))
+    assert row is not None and row["Status"] == "sent" and row["ProviderId"] == provider_id
+    assert deliver(body, storage=storage, sender=sender_for(settings), settings=settings) is None
+    assert len(acs.messages) == accepted + 1
+
+
+def test_an_operation_acs_reports_as_failed_is_a_failed_send(stack, acs, trust_acs):
+    settings = load_settings({**stack.env, "ACS_ENDPOINT": acs.url, "ACS_ACCESS_KEY": acs.access_key})
+    storage = stack.storage()
+    message = MailMessage(id="acs-test-failed-operation", template="welcome", to="dave@contoso.example",
+                          params={"organisation": "Contoso"})
+    acs.failing_operations(sends=1)
+    with pytest.raises(RuntimeError, match="could not send"):
+        deliver(message.model_dump_json().encode(), storage=storage, sender=sender_for(settings), settings=settings)
+    assert storage.get(SENT_MAIL, *_sent_key(message.id)) is None  # claim given back: the queue retries it
