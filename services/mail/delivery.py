@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from adapters.mail_senders import MailSender, MailThrottled
 from adapters.table_storage import SENT_MAIL, ConcurrencyConflict, Row, TableStore
 from services.mail import limits
-from services.mail.message import Attachment, MailBatch, MailMessage, enqueue, queue_sends
+from services.mail.message import Attachment, MailBatch, MailMessage, enqueue, enqueue_all
 from services.mail.render import render
 from services.settings import Settings
 
@@ -83,8 +83,7 @@ def deliver(body: bytes, *, storage: TableStore, sender: MailSender, settings: S
         if position and time.monotonic() - started > BATCH_TIME_BUDGET_SECONDS:
             # Well before the function timeout (an ACS send waits for its result): the rest goes on in a
             # message of its own.
-            for send in queue_sends(storage, mails[position:]):
-                send()
+            enqueue_all(storage, mails[position:])
             log.info("mail batch: %d of %d mails done in %.0f s; the rest queued again", position, len(mails),
                      time.monotonic() - started)
             return provider_id
@@ -172,8 +171,7 @@ def _defer(storage: TableStore, mails: list[MailMessage], retry_after: float) ->
         raise MailThrottledTooLong(f"mail {mails[0].id} throttled by the provider since {since:%Y-%m-%d %H:%M}Z")
     delay = int(min(max(retry_after, 1.0), MAX_DEFERRAL_STEP.total_seconds())) + random.randint(0, DEFERRAL_SPREAD)
     deferred = [m.model_copy(update={"deferred_since": m.deferred_since or now}) for m in mails]
-    for send in queue_sends(storage, deferred, visible_in=delay):
-        send()
+    enqueue_all(storage, deferred, visible_in=delay)
     log.warning("%d mail(s) from %s (%s) throttled by the provider; queued again, visible in %d s", len(mails),
                 mails[0].id, mails[0].template, delay)
 

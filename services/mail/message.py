@@ -125,4 +125,10 @@ def queue_sends(storage: TableStore, messages: Sequence[MailMessage],
 
 def enqueue(storage: TableStore, message: MailMessage, visible_in: int | None = None) -> None:
     """Queue the mail for the send function; `visible_in` seconds from now if given."""
-    storage.send(OUTBOUND_EMAIL_QUEUE, message.model_dump_json().encode("utf-8"), visibility_timeout=visible_in)
+    enqueue_all(storage, [message], visible_in)
+
+
+def enqueue_all(storage: TableStore, messages: Sequence[MailMessage], visible_in: int | None = None) -> None:
+    """Queue the mails in turn, in as few queue messages as the batch limits allow."""
+    for send in queue_sends(storage, messages, visible_in):
+        send()
